@@ -1,0 +1,50 @@
+# minsheng: the two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+export MINSHENG_DATABASE_URL ?= sqlite:///var/minsheng.db
+
+.PHONY: demo test lint install serve seed screenshots bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/minsheng demo seed --if-empty
+	$(VENV)/bin/minsheng serve --host 127.0.0.1 --port 8000
+
+seed: $(STAMP)
+	$(VENV)/bin/minsheng demo seed --reset
+
+serve: $(STAMP)
+	$(VENV)/bin/minsheng serve --host 127.0.0.1 --port 8000
+
+# Browser tests need Debian's chromium; install it when missing and we are allowed to.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: browser tests will be skipped (sudo apt-get install chromium)"; fi; }
+
+test: $(STAMP) chromium
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check minsheng tests bench
+	$(VENV)/bin/ruff format --check minsheng tests bench
+	$(VENV)/bin/mypy minsheng
+
+screenshots: $(STAMP) chromium
+	$(PY) -m tests.e2e.screenshots
+
+bench: $(STAMP)
+	$(PY) bench/intake.py --quick
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""minsheng (民声): a platform for citizen-request hotlines."""

@@ -1,0 +1,113 @@
+"""Wiring in one place: typed dependencies for the database, the clock, the engine and the caller."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from minsheng.config import Settings
+from minsheng.domain.clock import Clock
+from minsheng.domain.roles import Role
+from minsheng.services import auth
+from minsheng.services.errors import PermissionDenied, Unauthenticated
+from minsheng.services.tickets import TicketEngine
+from minsheng.storage.db import Database
+
+SESSION_COOKIE = "minsheng_session"
+CSRF_HEADER = "x-csrf-token"
+TOKEN_CACHE_SECONDS = 30.0
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class AppState:
+    """Everything built at start-up and shared by requests."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    engine: TicketEngine
+    # Bearer tokens are looked up once per TOKEN_CACHE_SECONDS: a revoked token stops working within that time.
+    token_cache: dict[str, tuple[float, auth.Principal]] = field(default_factory=dict)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.minsheng
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def write_session(state: StateDep) -> Iterator[Session]:
+    """One write transaction per request; committed when the handler returns, rolled back on error."""
+    with state.db.write_sessions() as session, session.begin():
+        yield session
+
+
+def read_session(state: StateDep) -> Iterator[Session]:
+    with state.db.read_sessions() as session, session.begin():
+        yield session
+
+
+# scope="function": the transaction commits before the response is sent, so a failed commit is never reported
+# to the client as a success.
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+def optional_principal(request: Request, state: StateDep) -> auth.Principal | None:
+    token = _bearer(request)
+    if token:
+        hit = state.token_cache.get(token)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        with state.db.read_sessions() as session:
+            p = auth.principal_from_token(session, token)
+        if p is None:
+            raise Unauthenticated("invalid or revoked API token")
+        state.token_cache[token] = (time.monotonic() + TOKEN_CACHE_SECONDS, p)
+        return p
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    with state.db.read_sessions() as session:
+        p = auth.principal_from_session(session, cookie, state.clock.now())
+    if p is None:
+        return None
+    if request.method in UNSAFE_METHODS and request.headers.get(CSRF_HEADER) != p.csrf_token:
+        raise PermissionDenied("missing or wrong CSRF token (send the X-CSRF-Token header)")
+    return p
+
+
+def current_principal(p: Annotated[auth.Principal | None, Depends(optional_principal)]) -> auth.Principal:
+    if p is None:
+        raise Unauthenticated("log in or send a bearer token")
+    return p
+
+
+CurrentUser = Annotated[auth.Principal, Depends(current_principal)]
+MaybeUser = Annotated[auth.Principal | None, Depends(optional_principal)]
+
+
+def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+    allowed = frozenset(roles)
+
+    def check(user: CurrentUser) -> auth.Principal:
+        if user.role not in allowed:
+            raise PermissionDenied(f"role '{user.role.value}' may not do this")
+        return user
+
+    return Depends(check)

@@ -1,0 +1,61 @@
+"""Login sessions for people (cookie + CSRF token) and who-am-I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from minsheng.api.deps import SESSION_COOKIE, CurrentUser, StateDep, WriteSession
+from minsheng.services import auth
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class LoginBody(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+def principal_json(p: auth.Principal) -> dict[str, Any]:
+    return {
+        "user_id": p.user_id,
+        "username": p.username,
+        "display_name": p.display_name,
+        "role": p.role.value,
+        "role_label": p.role.label,
+        "unit_id": p.unit_id,
+        "unit_name": p.unit_name,
+        "csrf_token": p.csrf_token,
+    }
+
+
+@router.post("/login")
+def login(state: StateDep, session: WriteSession, body: LoginBody, response: Response) -> dict[str, Any]:
+    token, principal = auth.login(
+        session, body.username, body.password, state.clock.now(), state.settings.session_hours
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=state.settings.cookie_secure,
+        max_age=int(state.settings.session_hours * 3600),
+    )
+    return principal_json(principal)
+
+
+@router.post("/logout")
+def logout(session: WriteSession, request: Request, response: Response, user: CurrentUser) -> dict[str, str]:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        auth.logout(session, cookie)
+    response.delete_cookie(SESSION_COOKIE)
+    return {"status": "logged out"}
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> dict[str, Any]:
+    return principal_json(user)

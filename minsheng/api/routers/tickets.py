@@ -1,0 +1,267 @@
+"""Tickets: intake, lists, one ticket, its timeline, every step of the loop, attachments, inbox and queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, File, Header, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minsheng.api.deps import AppState, CurrentUser, ReadSession, StateDep, WriteSession
+from minsheng.domain.roles import Actor, Role
+from minsheng.domain.states import Channel, Kind, TicketState, Urgency
+from minsheng.domain.transitions import AssignmentAction, TicketAction
+from minsheng.services import queries
+from minsheng.services import schemas as s
+from minsheng.services.attachments import blob_path, store_attachment
+from minsheng.services.errors import Invalid, NotFound, PermissionDenied
+from minsheng.services.tickets import TicketEngine, submit
+from minsheng.storage.models import Attachment, Ticket
+
+router = APIRouter(prefix="/api/v1", tags=["tickets"])
+
+Number = Annotated[str, Path(pattern=r"^\d{8,20}$", description="ticket number, e.g. 2026112100001")]
+
+
+def intake_ticket(state: AppState, actor: Actor, req: s.IntakeRequest, response: Response) -> dict[str, Any]:
+    number, code, created = submit(state.db, state.engine, actor, req, state.clock.now())
+    response.status_code = 201 if created else 200
+    with state.db.read_sessions() as session:
+        t = session.scalar(select(Ticket).where(Ticket.number == number))
+        assert t is not None
+        out = queries.ticket_view(session, t, None, citizen=True)
+    out["created"] = created
+    out["query_code"] = code
+    return out
+
+
+@router.post("/tickets", status_code=201, summary="Register a request (受理)")
+def create_ticket(
+    state: StateDep,
+    user: CurrentUser,
+    req: s.IntakeRequest,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=8, max_length=128)] = None,
+) -> dict[str, Any]:
+    """The same idempotency key (header `Idempotency-Key` or field) with the same body returns the same ticket."""
+    if idempotency_key and not req.idempotency_key:
+        req = req.model_copy(update={"idempotency_key": idempotency_key})
+    return intake_ticket(state, user.actor, req, response)
+
+
+@router.get("/tickets", summary="List tickets with filters (keyset pages)")
+def list_tickets(
+    session: ReadSession,
+    user: CurrentUser,
+    state: Annotated[list[TicketState] | None, Query()] = None,
+    unit: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+    area: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+    category: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+    channel: Channel | None = None,
+    kind: Kind | None = None,
+    urgency: Urgency | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    text: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    with_total: bool = False,
+) -> dict[str, Any]:
+    for d in (created_from, created_to):
+        if d is not None and d.tzinfo is None:
+            raise Invalid("created_from / created_to need a timezone (e.g. 2026-11-21T00:00:00+08:00)")
+    f = queries.TicketFilter(
+        state=[x.value for x in state] if state else None,
+        unit=unit,
+        area=area,
+        category=category,
+        channel=channel.value if channel else None,
+        kind=kind.value if kind else None,
+        urgency=urgency.value if urgency else None,
+        created_from=created_from,
+        created_to=created_to,
+        text=text,
+    )
+    rows, nxt, total = queries.list_tickets(session, user, f, limit=limit, cursor=cursor, with_total=with_total)
+    return {
+        "items": [queries.ticket_view(session, t, user, detail=False) for t in rows],
+        "next_cursor": nxt,
+        "total": total,
+        "total_capped": total is not None and total > queries.TOTAL_CAP,
+    }
+
+
+@router.get("/tickets/{number}", summary="One ticket")
+def get_ticket(session: ReadSession, user: CurrentUser, number: Number) -> dict[str, Any]:
+    t = queries.ticket_for(session, user, number)
+    return queries.ticket_view(session, t, user)
+
+
+@router.get("/tickets/{number}/timeline", summary="The ticket's timeline (audit trail)")
+def get_timeline(session: ReadSession, user: CurrentUser, number: Number) -> list[dict[str, Any]]:
+    t = queries.ticket_for(session, user, number)
+    return queries.timeline(session, t)
+
+
+@router.post("/tickets/{number}/attachments", status_code=201, summary="Attach a photo")
+async def upload_attachment(
+    state: StateDep,
+    user: CurrentUser,
+    number: Number,
+    file: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    limit = state.settings.max_attachment_bytes
+    data = await file.read(limit + 1)
+    with state.db.write_sessions() as session, session.begin():
+        t = queries.ticket_for(session, user, number)
+        att = store_attachment(
+            session,
+            state.engine,
+            state.settings.attachments_dir,
+            t,
+            user.actor,
+            file.filename or "",
+            data,
+            limit,
+            state.clock.now(),
+        )
+        return {"id": att.id, "sha256": att.sha256, "content_type": att.content_type, "size": att.size}
+
+
+@router.get("/attachments/{attachment_id}", summary="Download an attachment")
+def get_attachment(state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: int) -> FileResponse:
+    att = session.get(Attachment, attachment_id)
+    if att is None:
+        raise NotFound("attachment not found")
+    number = session.scalar(select(Ticket.number).where(Ticket.id == att.ticket_id))
+    assert number is not None
+    queries.ticket_for(session, user, number)
+    return FileResponse(blob_path(state.settings.attachments_dir, att.sha256), media_type=att.content_type)
+
+
+# ---------------------------------------------------------------------- ticket steps
+
+Step = Callable[[TicketEngine, Session, Actor, str, Any, datetime], Any]
+
+TICKET_STEPS: dict[TicketAction, tuple[type[BaseModel], Step]] = {
+    TicketAction.ANSWER_DIRECTLY: (s.AnswerDirectly, lambda e, ss, a, n, p, now: e.answer_directly(ss, a, n, p, now)),
+    TicketAction.TRANSFER: (s.Transfer, lambda e, ss, a, n, p, now: e.transfer(ss, a, n, p, now)),
+    TicketAction.DISPATCH: (s.Dispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
+    TicketAction.REDISPATCH: (s.Redispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
+    TicketAction.MARK_REPEAT: (
+        s.LinkTicket,
+        lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MARK_REPEAT),
+    ),
+    TicketAction.MERGE: (s.LinkTicket, lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MERGE)),
+    TicketAction.CONSULT: (s.Consult, lambda e, ss, a, n, p, now: e.consult(ss, a, n, p, now)),
+    TicketAction.PAUSE: (s.WithReason, lambda e, ss, a, n, p, now: e.pause(ss, a, n, p, now)),
+    TicketAction.RESUME: (s.WithNote, lambda e, ss, a, n, p, now: e.resume(ss, a, n, p, now)),
+    TicketAction.REQUEST_EXTENSION: (
+        s.RequestExtension,
+        lambda e, ss, a, n, p, now: e.request_extension(ss, a, n, p, now),
+    ),
+    TicketAction.DECIDE_EXTENSION: (
+        s.DecideExtension,
+        lambda e, ss, a, n, p, now: e.decide_extension(ss, a, n, p, now),
+    ),
+    TicketAction.REVIEW_ACCEPT: (s.WithNote, lambda e, ss, a, n, p, now: e.review(ss, a, n, True, p.note, now)),
+    TicketAction.REVIEW_REJECT: (
+        s.WithReason,
+        lambda e, ss, a, n, p, now: e.review(ss, a, n, False, p.reason, now),
+    ),
+    TicketAction.FOLLOW_UP: (s.FollowUp, lambda e, ss, a, n, p, now: e.follow_up(ss, a, n, p, now)),
+    TicketAction.FOLLOW_UP_UNREACHED: (
+        s.WithNote,
+        lambda e, ss, a, n, p, now: e.follow_up_unreached(ss, a, n, p, now),
+    ),
+    TicketAction.REOPEN: (s.WithReason, lambda e, ss, a, n, p, now: e.reopen(ss, a, n, p, now)),
+}
+
+ASSIGNMENT_STEPS: dict[AssignmentAction, type[BaseModel]] = {
+    AssignmentAction.SIGN: s.WithNote,
+    AssignmentAction.RETURN: s.WithReason,
+    AssignmentAction.CONTACT: s.Contact,
+    AssignmentAction.ARRIVE: s.WithNote,
+    AssignmentAction.FEEDBACK: s.Feedback,
+    AssignmentAction.REQUEST_CLOSE: s.RequestClose,
+}
+
+
+def _ticket_route(action: TicketAction, model: type[BaseModel], step: Step) -> None:
+    def handler(
+        state: StateDep, session: WriteSession, user: CurrentUser, number: Number, body: Any = Body(...)
+    ) -> dict[str, Any]:
+        queries.ticket_for(session, user, number)
+        step(state.engine, session, user.actor, number, body, state.clock.now())
+        session.flush()
+        t = queries.ticket_for(session, user, number)
+        return queries.ticket_view(session, t, user)
+
+    handler.__annotations__["body"] = model
+    router.add_api_route(
+        f"/tickets/{{number}}/{action.value}",
+        handler,
+        methods=["POST"],
+        summary=f"{action.label} ({action.value})",
+        name=f"ticket_{action.value}",
+    )
+
+
+for _action, (_model, _step) in TICKET_STEPS.items():
+    _ticket_route(_action, _model, _step)
+
+
+def _assignment_route(action: AssignmentAction, model: type[BaseModel]) -> None:
+    def handler(
+        state: StateDep, session: WriteSession, user: CurrentUser, assignment_id: int, body: Any = Body(...)
+    ) -> dict[str, Any]:
+        a = state.engine.assignment_step(session, user.actor, assignment_id, action, body, state.clock.now())
+        session.flush()
+        t = a.ticket
+        return queries.ticket_view(session, t, user)
+
+    handler.__annotations__["body"] = model
+    router.add_api_route(
+        f"/assignments/{{assignment_id}}/{action.value}",
+        handler,
+        methods=["POST"],
+        summary=f"{action.label} ({action.value})",
+        name=f"assignment_{action.value}",
+    )
+
+
+for _aaction, _amodel in ASSIGNMENT_STEPS.items():
+    _assignment_route(_aaction, _amodel)
+
+
+@router.get("/inbox", summary="My unit's open assignments, soonest deadline first")
+def get_inbox(
+    session: ReadSession,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> list[dict[str, Any]]:
+    out = []
+    for a in queries.inbox(session, user, limit=limit, offset=offset):
+        t = a.ticket
+        item = queries.ticket_view(session, t, user, detail=False)
+        item["assignment"] = queries.assignment_view(a, TicketState(t.state))
+        out.append(item)
+    return out
+
+
+@router.get("/queue", summary="Tickets waiting for dispatch (new and returned)")
+def get_queue(
+    session: ReadSession,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> list[dict[str, Any]]:
+    if user.role not in (Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.OPERATOR):
+        raise PermissionDenied("the dispatch queue is for dispatchers")
+    return [queries.ticket_view(session, t, user) for t in queries.dispatch_queue(session, limit=limit, offset=offset)]

@@ -1,0 +1,37 @@
+"""Settings, validated once at start-up from the environment (MINSHENG_*) and never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MINSHENG_", env_file=None, extra="ignore")
+
+    environment: str = Field("development", description="development | test | production")
+    database_url: str = "sqlite:///var/minsheng.db"
+    data_dir: Path = Path("var")
+    secret_key: str = DEFAULT_SECRET
+    model_dir: Path | None = None
+    auto_dispatch: bool = True
+    embedded_worker: bool = True
+    worker_interval_seconds: float = 2.0
+    session_hours: float = 12.0
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    pool_size: int = 10
+    cookie_secure: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError("MINSHENG_SECRET_KEY must be set in production")
+        return self
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"

@@ -1,0 +1,1 @@
+"""Use cases: one transaction each; they load rows, ask the domain, and write rows with their timeline."""

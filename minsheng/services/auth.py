@@ -1,0 +1,123 @@
+"""People and integrations: argon2 password hashes, login sessions with CSRF tokens, bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from minsheng.domain.roles import Actor, Role
+from minsheng.services.errors import Invalid, Unauthenticated
+from minsheng.storage.models import ApiToken, LoginSession, User
+
+_hasher = PasswordHasher()
+# Verifying against this keeps unknown usernames as slow as wrong passwords (no user enumeration by timing).
+_DUMMY_HASH = _hasher.hash("minsheng-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise Invalid("password must have at least 8 characters")
+    return _hasher.hash(password)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user as the entry points see it."""
+
+    user_id: int
+    username: str
+    display_name: str
+    role: Role
+    unit_id: int | None
+    unit_name: str | None
+    csrf_token: str | None = None
+    via_token: bool = False
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(role=self.role, user_id=self.user_id, unit_id=self.unit_id, name=self.display_name)
+
+
+def _principal(user: User, csrf: str | None = None, via_token: bool = False) -> Principal:
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=Role(user.role),
+        unit_id=user.unit_id,
+        unit_name=user.unit.name if user.unit else None,
+        csrf_token=csrf,
+        via_token=via_token,
+    )
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    try:
+        if user is None or not user.active or not user.password_hash:
+            _hasher.verify(_DUMMY_HASH, password + "x")
+            raise Unauthenticated("wrong username or password")
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise Unauthenticated("wrong username or password") from None
+    return user
+
+
+def login(session: Session, username: str, password: str, now: datetime, hours: float) -> tuple[str, Principal]:
+    """Check the password and open a session; returns (cookie value, principal)."""
+    user = authenticate(session, username, password)
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    session.add(
+        LoginSession(
+            id=_digest(token),
+            user_id=user.id,
+            csrf_token=csrf,
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    return token, _principal(user, csrf)
+
+
+def logout(session: Session, token: str) -> None:
+    session.execute(delete(LoginSession).where(LoginSession.id == _digest(token)))
+
+
+def principal_from_session(session: Session, token: str, now: datetime) -> Principal | None:
+    row = session.get(LoginSession, _digest(token))
+    if row is None or row.expires_at <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return _principal(user, row.csrf_token)
+
+
+def issue_token(session: Session, user: User, name: str, now: datetime) -> str:
+    token = "msk_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, name=name, token_hash=_digest(token), created_at=now))
+    return token
+
+
+def principal_from_token(session: Session, token: str) -> Principal | None:
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
+    )
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    return _principal(user, via_token=True)

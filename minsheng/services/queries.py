@@ -1,0 +1,331 @@
+"""Read side: who may see which ticket, ticket lists with filters and keyset pages, unit inboxes, views.
+
+Lists never count the whole table: pages are keyset pages over (created_at, id), so that a list stays fast with
+millions of tickets; a total is computed only on request and capped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from minsheng.domain import transitions as tx
+from minsheng.domain.masking import mask_address, mask_id_number, mask_name, mask_phone, pii_view
+from minsheng.domain.numbering import hash_query_code
+from minsheng.domain.roles import Role
+from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState, TicketState
+from minsheng.services.auth import Principal
+from minsheng.services.errors import Invalid, NotFound, PermissionDenied
+from minsheng.storage.models import Area, Assignment, Attachment, Category, Extension, Ticket, TimelineEvent, Unit
+
+TOTAL_CAP = 10_000
+
+
+@dataclass
+class TicketFilter:
+    state: list[str] | None = None
+    unit: str | None = None
+    area: str | None = None
+    category: str | None = None
+    channel: str | None = None
+    kind: str | None = None
+    urgency: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    text: str | None = None
+    phone: str | None = None
+
+
+def can_see_all(role: Role) -> bool:
+    return role in (
+        Role.OPERATOR,
+        Role.DISPATCHER,
+        Role.SUPERVISOR,
+        Role.FOLLOWUP,
+        Role.LEADER,
+        Role.ADMIN,
+        Role.INTEGRATION,
+    )
+
+
+def ticket_for(session: Session, who: Principal, number: str) -> Ticket:
+    """A ticket the principal may see, or NotFound/PermissionDenied."""
+    t = session.scalar(select(Ticket).where(Ticket.number == number))
+    if t is None:
+        raise NotFound(f"ticket {number} not found")
+    if can_see_all(who.role):
+        return t
+    if who.role is Role.HANDLER and any(a.unit_id == who.unit_id for a in t.assignments):
+        return t
+    raise PermissionDenied("this ticket is not assigned to your unit")
+
+
+def ticket_for_citizen(session: Session, number: str, query_code: str) -> Ticket:
+    t = session.scalar(select(Ticket).where(Ticket.number == number))
+    # Same message for unknown number and wrong code: a number alone reveals nothing.
+    if t is None or t.query_code_hash != hash_query_code(query_code):
+        raise NotFound("no ticket with this number and query code")
+    return t
+
+
+def _subtree_ids(session: Session, model: type[Area] | type[Category], code: str) -> list[int]:
+    node = session.scalar(select(model).where(model.code == code))
+    if node is None:
+        raise NotFound(f"unknown {model.__tablename__[:-1]} '{code}'")
+    return list(session.scalars(select(model.id).where(model.path.startswith(node.path))))
+
+
+def _unit_id(session: Session, code: str) -> int:
+    uid = session.scalar(select(Unit.id).where(Unit.code == code))
+    if uid is None:
+        raise NotFound(f"unknown unit '{code}'")
+    return uid
+
+
+def encode_cursor(created_at: datetime, ticket_id: int) -> str:
+    raw = json.dumps([created_at.isoformat(), ticket_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, tid = json.loads(raw)
+        return datetime.fromisoformat(at), int(tid)
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        raise Invalid("bad cursor") from e
+
+
+def _apply_filter(session: Session, q: Select[Any], f: TicketFilter) -> Select[Any]:
+    if f.state:
+        bad = [s for s in f.state if s not in TicketState.values()]
+        if bad:
+            raise Invalid(f"unknown state(s): {', '.join(bad)}")
+        q = q.where(Ticket.state.in_(f.state))
+    if f.unit:
+        q = q.where(Ticket.lead_unit_id == _unit_id(session, f.unit))
+    if f.area:
+        q = q.where(Ticket.area_id.in_(_subtree_ids(session, Area, f.area)))
+    if f.category:
+        q = q.where(Ticket.category_id.in_(_subtree_ids(session, Category, f.category)))
+    if f.channel:
+        q = q.where(Ticket.channel == f.channel)
+    if f.kind:
+        q = q.where(Ticket.kind == f.kind)
+    if f.urgency:
+        q = q.where(Ticket.urgency == f.urgency)
+    if f.created_from:
+        q = q.where(Ticket.created_at >= f.created_from)
+    if f.created_to:
+        q = q.where(Ticket.created_at < f.created_to)
+    if f.phone:
+        q = q.where(Ticket.citizen_phone == f.phone)
+    if f.text:
+        needle = f"%{f.text.replace('%', '').replace('_', '')}%"
+        q = q.where(or_(Ticket.title.like(needle), Ticket.number == f.text))
+    return q
+
+
+def list_tickets(
+    session: Session,
+    who: Principal,
+    f: TicketFilter,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    with_total: bool = False,
+) -> tuple[list[Ticket], str | None, int | None]:
+    q = select(Ticket)
+    if not can_see_all(who.role):
+        if who.role is not Role.HANDLER or who.unit_id is None:
+            raise PermissionDenied("your role may not list tickets")
+        q = q.where(Ticket.id.in_(select(Assignment.ticket_id).where(Assignment.unit_id == who.unit_id)))
+    q = _apply_filter(session, q, f)
+    total = None
+    if with_total:
+        total = session.scalar(select(func.count()).select_from(q.limit(TOTAL_CAP + 1).subquery()))
+    if cursor:
+        at, tid = decode_cursor(cursor)
+        q = q.where(or_(Ticket.created_at < at, and_(Ticket.created_at == at, Ticket.id < tid)))
+    rows = list(session.scalars(q.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit + 1)))
+    nxt = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], nxt, total
+
+
+def inbox(session: Session, who: Principal, *, limit: int = 50, offset: int = 0) -> list[Assignment]:
+    """A unit's open assignments, what is due soonest first."""
+    if who.role is not Role.HANDLER or who.unit_id is None:
+        raise PermissionDenied("the inbox belongs to handling units")
+    due = func.coalesce(Assignment.resolve_due_at, Assignment.sign_due_at)
+    q = (
+        select(Assignment)
+        .where(
+            Assignment.unit_id == who.unit_id,
+            Assignment.state.in_([s.value for s in ACTIVE_ASSIGNMENT_STATES]),
+        )
+        .order_by(due.is_(None), due, Assignment.created_at)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(q))
+
+
+def dispatch_queue(session: Session, *, limit: int = 50, offset: int = 0) -> list[Ticket]:
+    q = (
+        select(Ticket)
+        .where(Ticket.state.in_([TicketState.ACCEPTED.value, TicketState.RETURNED.value]))
+        .order_by(Ticket.created_at)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(q))
+
+
+# ---------------------------------------------------------------------- views
+
+
+def _names(session: Session, t: Ticket) -> dict[str, Any]:
+    cat = session.get(Category, t.category_id) if t.category_id else None
+    area = session.get(Area, t.area_id) if t.area_id else None
+    lead = session.get(Unit, t.lead_unit_id) if t.lead_unit_id else None
+    return {
+        "category_code": cat.code if cat else None,
+        "category_name": cat.name if cat else None,
+        "area_code": area.code if area else None,
+        "area_name": area.name if area else None,
+        "lead_unit_code": lead.code if lead else None,
+        "lead_unit_name": lead.name if lead else None,
+    }
+
+
+def ticket_view(
+    session: Session, t: Ticket, who: Principal | None, *, citizen: bool = False, detail: bool = True
+) -> dict[str, Any]:
+    """The ticket as a dict for the API, with personal data masked unless the viewer needs it."""
+    role = who.role if who else Role.CITIZEN
+    full = pii_view(
+        role,
+        viewer_unit_id=who.unit_id if who else None,
+        assigned_unit_ids=frozenset(a.unit_id for a in t.assignments),
+        confidential=t.confidential,
+        is_submitter=citizen,
+    ).full
+    out: dict[str, Any] = {
+        "number": t.number,
+        "state": t.state,
+        "state_label": TicketState(t.state).label,
+        "channel": t.channel,
+        "kind": t.kind,
+        "urgency": t.urgency,
+        "title": t.title,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "closed_at": t.closed_at,
+        "resolve_due_at": t.resolve_due_at,
+        "rating": t.rating,
+        "reopen_count": t.reopen_count,
+        "return_count": t.return_count,
+        **_names(session, t),
+    }
+    if not detail:
+        return out
+    out.update(
+        {
+            "detail": t.detail,
+            "address": t.address if full else mask_address(t.address),
+            "lat": t.lat,
+            "lon": t.lon,
+            "citizen_name": t.citizen_name if full else mask_name(t.citizen_name),
+            "citizen_phone": t.citizen_phone if full else mask_phone(t.citizen_phone),
+            "citizen_id_number": t.citizen_id_number if full else mask_id_number(t.citizen_id_number),
+            "confidential": t.confidential,
+            "public_consent": t.public_consent,
+            "external_id": t.external_id,
+            "transfer_target": t.transfer_target,
+            "repeat_of": session.scalar(select(Ticket.number).where(Ticket.id == t.repeat_of_id))
+            if t.repeat_of_id
+            else None,
+            "triage": t.triage if not citizen else None,
+            "assignments": [assignment_view(a, TicketState(t.state)) for a in t.assignments],
+            "allowed_actions": tx.allowed_ticket_actions(TicketState(t.state)),
+            "extensions": [
+                {
+                    "id": e.id,
+                    "hours": e.hours,
+                    "reason": e.reason,
+                    "state": e.state,
+                    "requested_at": e.requested_at,
+                    "decided_at": e.decided_at,
+                }
+                for e in session.scalars(select(Extension).where(Extension.ticket_id == t.id))
+            ],
+            "attachments": [
+                {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in session.scalars(select(Attachment).where(Attachment.ticket_id == t.id))
+            ],
+        }
+    )
+    if citizen:
+        for k in ("triage", "assignments", "allowed_actions", "extensions"):
+            out.pop(k, None)
+    return out
+
+
+def assignment_view(a: Assignment, ticket_state: TicketState) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "unit_code": a.unit.code,
+        "unit_name": a.unit.name,
+        "role": a.role,
+        "state": a.state,
+        "state_label": AssignmentState(a.state).label,
+        "created_at": a.created_at,
+        "signed_at": a.signed_at,
+        "contacted_at": a.contacted_at,
+        "arrived_at": a.arrived_at,
+        "reported_at": a.reported_at,
+        "closed_at": a.closed_at,
+        "returned_at": a.returned_at,
+        "return_reason": a.return_reason,
+        "first_receiver": a.first_receiver,
+        "sign_due_at": a.sign_due_at,
+        "resolve_due_at": a.resolve_due_at,
+        "allowed_actions": tx.allowed_assignment_actions(AssignmentState(a.state), ticket_state),
+    }
+
+
+PUBLIC_TIMELINE_KEYS = {"channel", "kind", "rating", "target", "unit_name", "lead_unit_name", "answer", "summary"}
+
+
+def timeline(session: Session, t: Ticket, *, public_only: bool = False) -> list[dict[str, Any]]:
+    q = select(TimelineEvent).where(TimelineEvent.ticket_id == t.id).order_by(TimelineEvent.seq)
+    out = []
+    for e in session.scalars(q):
+        if public_only and not e.public:
+            continue
+        payload = e.payload or {}
+        if public_only:
+            payload = {k: v for k, v in payload.items() if k in PUBLIC_TIMELINE_KEYS}
+        out.append(
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "action": e.action,
+                "action_label": tx.ACTION_LABELS.get(e.action, e.action),
+                "machine": e.machine,
+                "assignment_id": e.assignment_id,
+                "actor_role": e.actor_role,
+                "actor_name": None if public_only else e.actor_name,
+                "actor_unit_id": None if public_only else e.actor_unit_id,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "payload": payload,
+            }
+        )
+    return out

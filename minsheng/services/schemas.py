@@ -1,0 +1,166 @@
+"""Validated inputs of the use cases (shared by the API, the pages, the CLI and the importers)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from minsheng.domain.states import Channel, Kind, Rating, TransferTarget, Urgency
+
+MAX_DETAIL = 10_000
+PHONE_RE = re.compile(r"^\+?[0-9][0-9\- ]{2,19}$")
+ID_NUMBER_RE = re.compile(r"^[0-9]{17}[0-9Xx]$|^[0-9]{15}$")
+CODE_RE = r"^[A-Za-z0-9_.\-]{1,32}$"
+
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+Reason = Annotated[str, Field(min_length=2, max_length=500)]
+Note = Annotated[str | None, Field(default=None, max_length=2000)]
+UnitCode = Annotated[str, Field(pattern=CODE_RE)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class IntakeRequest(Strict):
+    """A citizen's request as taken by an operator, a channel adapter or the portal."""
+
+    channel: Channel = Channel.PHONE
+    kind: Kind | None = None
+    urgency: Urgency | None = None
+    category_code: str | None = Field(default=None, pattern=CODE_RE)
+    title: str | None = Field(default=None, max_length=200)
+    detail: str = Field(min_length=1, max_length=MAX_DETAIL)
+    address: str | None = Field(default=None, max_length=300)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    area_code: str | None = Field(default=None, pattern=CODE_RE)
+    citizen_name: str | None = Field(default=None, max_length=64)
+    citizen_phone: str | None = Field(default=None, max_length=32)
+    citizen_id_number: str | None = Field(default=None, max_length=32)
+    confidential: bool = False
+    public_consent: bool = False
+    external_id: str | None = Field(default=None, max_length=100)
+    idempotency_key: str | None = Field(default=None, min_length=8, max_length=128)
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("detail must not be blank")
+        return v
+
+    @field_validator("lat", "lon")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("coordinate must be a finite number")
+        return v
+
+    @field_validator("citizen_phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v and not PHONE_RE.match(v):
+            raise ValueError("phone must be digits, optionally with +, - or spaces")
+        return v
+
+    @field_validator("citizen_id_number")
+    @classmethod
+    def _id_number(cls, v: str | None) -> str | None:
+        if v and not ID_NUMBER_RE.match(v):
+            raise ValueError("ID number must have 18 characters (17 digits and a digit or X) or 15 digits")
+        return v.upper() if v else v
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> IntakeRequest:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon must be given together")
+        return self
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return self.model_dump(exclude={"idempotency_key"}, mode="json")
+
+
+class AnswerDirectly(Strict):
+    answer: str = Field(min_length=1, max_length=5000)
+
+
+class Transfer(Strict):
+    target: TransferTarget
+    note: Note = None
+
+
+class Dispatch(Strict):
+    lead_unit: UnitCode
+    assist_units: list[UnitCode] = Field(default_factory=list, max_length=20)
+    first_receiver: bool = False
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Dispatch:
+        if self.lead_unit in self.assist_units:
+            raise ValueError("the lead unit cannot also assist")
+        if len(set(self.assist_units)) != len(self.assist_units):
+            raise ValueError("assist units must be distinct")
+        return self
+
+
+class Redispatch(Dispatch):
+    reason: Reason
+
+
+class LinkTicket(Strict):
+    ticket: str = Field(pattern=r"^\d{8,20}$", description="number of the other ticket")
+    note: Note = None
+
+
+class Consult(Strict):
+    participants: list[UnitCode] = Field(default_factory=list, max_length=30)
+    decision: str = Field(min_length=1, max_length=5000)
+
+
+class WithReason(Strict):
+    reason: Reason
+
+
+class WithNote(Strict):
+    note: Note = None
+
+
+class RequestExtension(Strict):
+    hours: float = Field(gt=0, le=24 * 90)
+    reason: Reason
+
+
+class DecideExtension(Strict):
+    extension_id: int | None = None
+    approve: bool
+    note: Note = None
+
+
+class FollowUp(Strict):
+    rating: Rating
+    comment: Note = None
+    method: str = Field(default="phone", pattern=r"^(phone|sms|wechat|app|visit)$")
+
+
+class Rate(Strict):
+    rating: Rating
+    comment: Note = None
+
+
+class Feedback(Strict):
+    text: str = Field(min_length=1, max_length=5000)
+    attachment_ids: list[int] = Field(default_factory=list, max_length=20)
+
+
+class RequestClose(Strict):
+    summary: str = Field(min_length=1, max_length=5000)
+
+
+class Contact(Strict):
+    method: str = Field(default="phone", pattern=r"^(phone|sms|visit|wechat)$")
+    note: Note = None

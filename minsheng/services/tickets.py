@@ -1,0 +1,738 @@
+"""The ticket engine: intake and every step of the closed loop, each checked against the domain's tables.
+
+This is the one path that changes a ticket's or an assignment's state, and it always appends a timeline event.
+Callers pass an open write session (one transaction per use case, see `services.uow`), the actor and `now`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from minsheng.domain import transitions as tx
+from minsheng.domain.numbering import format_ticket_number, hash_query_code, new_query_code, numbering_day
+from minsheng.domain.roles import Actor, Role
+from minsheng.domain.states import (
+    ACTIVE_ASSIGNMENT_STATES,
+    AssignmentRole,
+    AssignmentState,
+    ExtensionState,
+    Kind,
+    Rating,
+    TicketState,
+    UnitKind,
+    Urgency,
+)
+from minsheng.domain.transitions import AssignmentAction, TicketAction
+from minsheng.services import schemas as s
+from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied
+from minsheng.storage.db import Database
+from minsheng.storage.models import (
+    Area,
+    Assignment,
+    Attachment,
+    Category,
+    Extension,
+    Ticket,
+    TicketCounter,
+    TimelineEvent,
+    Unit,
+)
+
+
+@dataclass
+class DomainEvent:
+    """A fact produced by a use case, handed to subscribers inside the same transaction (timers, outbox …)."""
+
+    action: str
+    ticket: Ticket
+    event: TimelineEvent
+    assignment: Assignment | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[Session, DomainEvent, datetime], None]
+
+
+@dataclass
+class TriageDecision:
+    """What intake learned from the triage hook (issue 3 plugs in here)."""
+
+    category_code: str | None = None
+    area_code: str | None = None
+    kind: str | None = None
+    urgency: str | None = None
+    dispatch: s.Dispatch | None = None
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+TriageHook = Callable[[Session, Ticket, s.IntakeRequest], TriageDecision | None]
+
+
+class TicketEngine:
+    """Holds the subscribers and triage hook; every public method is one step of the loop."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[Subscriber] = []
+        self.triage: TriageHook | None = None
+
+    # ------------------------------------------------------------------ intake
+    def intake(
+        self, session: Session, actor: Actor, req: s.IntakeRequest, now: datetime
+    ) -> tuple[Ticket, str | None, bool]:
+        """Register a request. Returns (ticket, query code or None when replayed, created)."""
+        _check_role(TicketAction.INTAKE, actor)
+        fingerprint = None
+        if req.idempotency_key:
+            fingerprint = hashlib.sha256(
+                json.dumps(req.fingerprint_fields(), sort_keys=True, ensure_ascii=False).encode()
+            ).hexdigest()
+            existing = session.scalar(select(Ticket).where(Ticket.idempotency_key == req.idempotency_key))
+            if existing is not None:
+                if existing.idempotency_hash != fingerprint:
+                    raise Conflict(
+                        "this idempotency key was already used for a different submission",
+                        ticket=existing.number,
+                    )
+                return existing, None, False
+        category = _category_by_code(session, req.category_code) if req.category_code else None
+        area = _area_by_code(session, req.area_code) if req.area_code else None
+        code = new_query_code()
+        title = (req.title or "").strip() or _title_from(req.detail)
+        ticket = Ticket(
+            number=self._next_number(session, now),
+            query_code_hash=hash_query_code(code),
+            channel=req.channel.value,
+            external_id=req.external_id,
+            kind=req.kind.value if req.kind else Kind.COMPLAINT.value,
+            urgency=(req.urgency or Urgency.NORMAL).value,
+            category_id=category.id if category else None,
+            title=title[:200],
+            detail=req.detail,
+            address=req.address,
+            lat=req.lat,
+            lon=req.lon,
+            area_id=area.id if area else None,
+            citizen_name=req.citizen_name,
+            citizen_phone=req.citizen_phone,
+            citizen_id_number=req.citizen_id_number,
+            confidential=req.confidential,
+            public_consent=req.public_consent,
+            state=TicketState.ACCEPTED.value,
+            idempotency_key=req.idempotency_key,
+            idempotency_hash=fingerprint,
+            created_by_user_id=actor.user_id,
+            created_at=now,
+            updated_at=now,
+            reopen_count=0,
+            return_count=0,
+            event_count=0,
+        )
+        session.add(ticket)
+        session.flush()
+        self._record(
+            session,
+            ticket,
+            actor,
+            TicketAction.INTAKE.value,
+            None,
+            TicketState.ACCEPTED.value,
+            now,
+            {"channel": ticket.channel, "kind": ticket.kind, "urgency": ticket.urgency},
+        )
+        if self.triage is not None:
+            decision = self.triage(session, ticket, req)
+            if decision is not None:
+                self._apply_triage(session, ticket, req, decision, now)
+        return ticket, code, True
+
+    def _apply_triage(
+        self, session: Session, ticket: Ticket, req: s.IntakeRequest, d: TriageDecision, now: datetime
+    ) -> None:
+        if ticket.category_id is None and d.category_code:
+            cat = session.scalar(select(Category).where(Category.code == d.category_code))
+            ticket.category_id = cat.id if cat else None
+        if ticket.area_id is None and d.area_code:
+            area = session.scalar(select(Area).where(Area.code == d.area_code))
+            ticket.area_id = area.id if area else None
+        if req.kind is None and d.kind:
+            ticket.kind = d.kind
+        if req.urgency is None and d.urgency:
+            ticket.urgency = d.urgency
+        ticket.triage = d.explanation
+        if d.dispatch is not None:
+            self.dispatch(session, Actor.system("自动派单"), ticket.number, d.dispatch, now, auto=True)
+
+    def _next_number(self, session: Session, now: datetime) -> str:
+        day = numbering_day(now)
+        key = f"{day:%Y%m%d}"
+        ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(ins(TicketCounter).values(day=key, last=0).on_conflict_do_nothing())
+        seq = session.execute(
+            update(TicketCounter)
+            .where(TicketCounter.day == key)
+            .values(last=TicketCounter.last + 1)
+            .returning(TicketCounter.last)
+        ).scalar_one()
+        return format_ticket_number(day, seq)
+
+    # ------------------------------------------------------------------ desk steps
+    def answer_directly(
+        self, session: Session, actor: Actor, number: str, p: s.AnswerDirectly, now: datetime
+    ) -> Ticket:
+        t = self._lock(session, number)
+        self._ticket_step(session, t, actor, TicketAction.ANSWER_DIRECTLY, now, {"answer": p.answer})
+        t.closed_at = now
+        return t
+
+    def transfer(self, session: Session, actor: Actor, number: str, p: s.Transfer, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        self._ticket_step(
+            session, t, actor, TicketAction.TRANSFER, now, {"target": p.target.value, "note": p.note}
+        )
+        t.transfer_target = p.target.value
+        return t
+
+    def dispatch(
+        self, session: Session, actor: Actor, number: str, p: s.Dispatch, now: datetime, *, auto: bool = False
+    ) -> Ticket:
+        t = self._lock(session, number)
+        action = TicketAction.REDISPATCH if isinstance(p, s.Redispatch) else TicketAction.DISPATCH
+        lead, assists = self._dispatch_units(session, p)
+        _check_role(action, actor)
+        to_state = tx.next_ticket_state(TicketState(t.state), action)
+        cancelled = []
+        if action is TicketAction.REDISPATCH:
+            for a in self._active_assignments(t):
+                self._assignment_transition(session, t, a, Actor.system(), AssignmentAction.CANCEL, now, {})
+                cancelled.append(a.unit.code)
+        payload: dict[str, Any] = {
+            "lead_unit": lead.code,
+            "lead_unit_name": lead.name,
+            "assist_units": [u.code for u in assists],
+            "note": p.note,
+            "auto": auto,
+        }
+        if isinstance(p, s.Redispatch):
+            payload["reason"] = p.reason
+            payload["cancelled_units"] = cancelled
+        if t.triage and auto:
+            payload["explanation"] = t.triage
+        from_state = t.state
+        t.state = to_state.value
+        t.lead_unit_id = lead.id
+        t.dispatched_at = t.dispatched_at or now
+        t.updated_at = now
+        ev = self._record(session, t, actor, action.value, from_state, to_state.value, now, payload)
+        created = [self._new_assignment(session, t, lead, AssignmentRole.LEAD, now, p.first_receiver)]
+        created += [self._new_assignment(session, t, u, AssignmentRole.ASSIST, now, False) for u in assists]
+        self._publish(session, DomainEvent(action.value, t, ev, None, payload), now)
+        for a in created:
+            self._publish(session, DomainEvent("assignment_created", t, ev, a, {}), now)
+        return t
+
+    def _dispatch_units(self, session: Session, p: s.Dispatch) -> tuple[Unit, list[Unit]]:
+        codes = [p.lead_unit, *p.assist_units]
+        units = {u.code: u for u in session.scalars(select(Unit).where(Unit.code.in_(codes)))}
+        missing = [c for c in codes if c not in units]
+        if missing:
+            raise NotFound(f"unknown unit(s): {', '.join(missing)}", units=missing)
+        for u in units.values():
+            if not u.active:
+                raise Invalid(f"unit {u.code} is inactive")
+            if u.kind == UnitKind.EXTERNAL.value:
+                raise Invalid(f"unit {u.code} is an external system: use transfer instead of dispatch")
+        return units[p.lead_unit], [units[c] for c in p.assist_units]
+
+    def _new_assignment(
+        self, session: Session, t: Ticket, unit: Unit, role: AssignmentRole, now: datetime, first: bool
+    ) -> Assignment:
+        a = Assignment(
+            ticket_id=t.id,
+            unit_id=unit.id,
+            unit=unit,
+            role=role.value,
+            state=AssignmentState.PENDING.value,
+            created_at=now,
+            updated_at=now,
+            first_receiver=first,
+        )
+        session.add(a)
+        t.assignments.append(a)
+        session.flush()
+        return a
+
+    def link(
+        self,
+        session: Session,
+        actor: Actor,
+        number: str,
+        p: s.LinkTicket,
+        now: datetime,
+        action: TicketAction,
+    ) -> Ticket:
+        """Mark a ticket as a repeat of, or merge it into, another ticket."""
+        if p.ticket == number:
+            raise Invalid("a ticket cannot be linked to itself")
+        other_id = session.scalar(select(Ticket.id).where(Ticket.number == p.ticket))
+        this_id = session.scalar(select(Ticket.id).where(Ticket.number == number))
+        if this_id is None or other_id is None:
+            raise NotFound(f"ticket {number if this_id is None else p.ticket} not found")
+        # Lock both rows in id order so that two opposite links cannot deadlock.
+        for tid in sorted((this_id, other_id)):
+            session.scalar(select(Ticket).where(Ticket.id == tid).with_for_update())
+        t = session.get_one(Ticket, this_id)
+        target = session.get_one(Ticket, other_id)
+        if target.state == TicketState.MERGED.value:
+            raise Conflict(f"ticket {target.number} is itself merged; link to {target.number}'s master instead")
+        _check_role(action, actor)
+        to_state = tx.next_ticket_state(TicketState(t.state), action)
+        for a in self._active_assignments(t):
+            self._assignment_transition(session, t, a, Actor.system(), AssignmentAction.CANCEL, now, {})
+        from_state = t.state
+        t.state = to_state.value
+        t.repeat_of_id = target.id
+        t.updated_at = now
+        payload = {"ticket": target.number, "note": p.note}
+        ev = self._record(session, t, actor, action.value, from_state, to_state.value, now, payload)
+        self._record(
+            session,
+            target,
+            actor,
+            "repeat_linked",
+            None,
+            None,
+            now,
+            {"ticket": t.number, "how": action.value},
+        )
+        self._publish(session, DomainEvent(action.value, t, ev, None, payload), now)
+        return t
+
+    def consult(self, session: Session, actor: Actor, number: str, p: s.Consult, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        if p.participants:
+            known = set(session.scalars(select(Unit.code).where(Unit.code.in_(p.participants))))
+            missing = [c for c in p.participants if c not in known]
+            if missing:
+                raise NotFound(f"unknown unit(s): {', '.join(missing)}")
+        self._check_unit_scope_lead(t, actor, TicketAction.CONSULT)
+        self._ticket_step(
+            session, t, actor, TicketAction.CONSULT, now, {"participants": p.participants, "decision": p.decision}
+        )
+        return t
+
+    def pause(self, session: Session, actor: Actor, number: str, p: s.WithReason, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        self._check_unit_scope_lead(t, actor, TicketAction.PAUSE)
+        self._ticket_step(session, t, actor, TicketAction.PAUSE, now, {"reason": p.reason})
+        t.paused_at = now
+        return t
+
+    def resume(self, session: Session, actor: Actor, number: str, p: s.WithNote, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        self._check_unit_scope_lead(t, actor, TicketAction.RESUME)
+        paused_from = t.paused_at
+        paused_seconds = (now - paused_from).total_seconds() if paused_from else 0.0
+        payload = {"note": p.note, "paused_from": paused_from.isoformat() if paused_from else None}
+        payload["paused_seconds"] = paused_seconds
+        self._ticket_step(session, t, actor, TicketAction.RESUME, now, payload)
+        t.paused_at = None
+        return t
+
+    def request_extension(
+        self, session: Session, actor: Actor, number: str, p: s.RequestExtension, now: datetime
+    ) -> Extension:
+        t = self._lock(session, number)
+        self._check_unit_scope_lead(t, actor, TicketAction.REQUEST_EXTENSION, lead_only=True)
+        pending = session.scalar(
+            select(Extension).where(Extension.ticket_id == t.id, Extension.state == ExtensionState.PENDING.value)
+        )
+        if pending is not None:
+            raise Conflict("an extension request is already waiting for a decision", extension_id=pending.id)
+        lead = self._lead(t)
+        ext = Extension(
+            ticket_id=t.id,
+            assignment_id=lead.id if lead else None,
+            hours=p.hours,
+            reason=p.reason,
+            state=ExtensionState.PENDING.value,
+            requested_by_user_id=actor.user_id,
+            requested_at=now,
+        )
+        session.add(ext)
+        session.flush()
+        self._ticket_step(
+            session,
+            t,
+            actor,
+            TicketAction.REQUEST_EXTENSION,
+            now,
+            {"extension_id": ext.id, "hours": p.hours, "reason": p.reason},
+        )
+        return ext
+
+    def decide_extension(
+        self, session: Session, actor: Actor, number: str, p: s.DecideExtension, now: datetime
+    ) -> Extension:
+        t = self._lock(session, number)
+        q = select(Extension).where(Extension.ticket_id == t.id, Extension.state == ExtensionState.PENDING.value)
+        if p.extension_id is not None:
+            q = q.where(Extension.id == p.extension_id)
+        ext = session.scalar(q)
+        if ext is None:
+            raise Conflict("no pending extension request to decide on this ticket")
+        state = ExtensionState.APPROVED if p.approve else ExtensionState.REFUSED
+        payload = {"extension_id": ext.id, "approved": p.approve, "hours": ext.hours, "note": p.note}
+        self._ticket_step(session, t, actor, TicketAction.DECIDE_EXTENSION, now, payload)
+        ext.state = state.value
+        ext.decided_by_user_id = actor.user_id
+        ext.decided_at = now
+        ext.decision_note = p.note
+        if p.approve:
+            delta = timedelta(hours=ext.hours)
+            if t.resolve_due_at is not None:
+                t.resolve_due_at += delta
+            for a in self._active_assignments(t):
+                if a.resolve_due_at is not None:
+                    a.resolve_due_at += delta
+        return ext
+
+    def review(
+        self, session: Session, actor: Actor, number: str, accept: bool, note: str | None, now: datetime
+    ) -> Ticket:
+        t = self._lock(session, number)
+        if accept:
+            self._ticket_step(session, t, actor, TicketAction.REVIEW_ACCEPT, now, {"note": note})
+            t.closed_at = now
+            for a in self._active_assignments(t):
+                self._assignment_transition(session, t, a, Actor.system(), AssignmentAction.CLOSE, now, {})
+        else:
+            self._ticket_step(
+                session, t, actor, TicketAction.REVIEW_REJECT, now, {"reason": note, "counted": True}
+            )
+            t.reopen_count += 1
+            lead = self._lead(t)
+            if lead is not None:
+                self._assignment_transition(session, t, lead, Actor.system(), AssignmentAction.REOPEN, now, {})
+        return t
+
+    def follow_up(self, session: Session, actor: Actor, number: str, p: s.FollowUp, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        payload = {"rating": p.rating.value, "comment": p.comment, "method": p.method}
+        self._ticket_step(session, t, actor, TicketAction.FOLLOW_UP, now, payload)
+        t.rating = p.rating.value
+        t.rated_at = now
+        return t
+
+    def follow_up_unreached(
+        self, session: Session, actor: Actor, number: str, p: s.WithNote, now: datetime
+    ) -> Ticket:
+        t = self._lock(session, number)
+        self._ticket_step(session, t, actor, TicketAction.FOLLOW_UP_UNREACHED, now, {"note": p.note})
+        return t
+
+    def rate(self, session: Session, actor: Actor, number: str, p: s.Rate, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        self._ticket_step(
+            session, t, actor, TicketAction.RATE, now, {"rating": p.rating.value, "comment": p.comment}
+        )
+        t.rating = p.rating.value
+        t.rated_at = now
+        return t
+
+    def reopen(self, session: Session, actor: Actor, number: str, p: s.WithReason, now: datetime) -> Ticket:
+        t = self._lock(session, number)
+        if t.state == TicketState.RATED.value and not (t.rating and Rating(t.rating).is_dissatisfied):
+            raise Conflict(
+                "only a dissatisfied rating reopens a rated ticket",
+                state=t.state,
+                rating=t.rating,
+                allowed=[],
+            )
+        lead = self._lead(t, include_closed=True)
+        if lead is None:
+            raise Conflict("this ticket was never handled by a unit (answered directly): open a new ticket instead")
+        self._ticket_step(
+            session, t, actor, TicketAction.REOPEN, now, {"reason": p.reason, "counted": True, "rating": t.rating}
+        )
+        t.reopen_count += 1
+        t.closed_at = None
+        t.rating = None
+        t.rated_at = None
+        self._assignment_transition(session, t, lead, Actor.system(), AssignmentAction.REOPEN, now, {})
+        return t
+
+    # ------------------------------------------------------------------ unit steps
+    def assignment_step(
+        self,
+        session: Session,
+        actor: Actor,
+        assignment_id: int,
+        action: AssignmentAction,
+        params: BaseModel,
+        now: datetime,
+    ) -> Assignment:
+        ticket_id = session.scalar(select(Assignment.ticket_id).where(Assignment.id == assignment_id))
+        if ticket_id is None:
+            raise NotFound(f"assignment {assignment_id} not found")
+        t = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+        assert t is not None
+        session.refresh(t, attribute_names=["assignments"])
+        a = next(x for x in t.assignments if x.id == assignment_id)
+        if action not in tx.REQUESTABLE_ASSIGNMENT_ACTIONS:
+            raise PermissionDenied(f"'{action.value}' is taken by the system, not requested")
+        _check_assignment_role(action, actor)
+        if actor.role is Role.HANDLER and actor.unit_id != a.unit_id:
+            raise PermissionDenied("this assignment belongs to another unit")
+        payload = params.model_dump(mode="json")
+        is_lead = a.role == AssignmentRole.LEAD.value
+        # Legality first, so that an illegal step always answers with the allowed ones.
+        tx.next_assignment_state(AssignmentState(a.state), action, TicketState(t.state))
+        if action is AssignmentAction.RETURN and a.first_receiver:
+            raise Conflict(
+                "首接责任制: the first-receiving unit handles this ticket while ownership is settled; "
+                "ask a supervisor for a consultation instead of returning it",
+                allowed=tx.allowed_assignment_actions(AssignmentState(a.state), TicketState(t.state)),
+            )
+        if action is AssignmentAction.REQUEST_CLOSE:
+            if not is_lead:
+                raise PermissionDenied("only the lead unit requests closing; assisting units give feedback")
+            waiting = [
+                x.unit.name
+                for x in self._active_assignments(t)
+                if x.role == AssignmentRole.ASSIST.value and x.state != AssignmentState.REPORTED.value
+            ]
+            if waiting:
+                raise Conflict(f"assisting units have not reported yet: {', '.join(waiting)}", waiting=waiting)
+        if action is AssignmentAction.FEEDBACK and isinstance(params, s.Feedback) and params.attachment_ids:
+            owned = set(
+                session.scalars(
+                    select(Attachment.id).where(
+                        Attachment.ticket_id == t.id, Attachment.id.in_(params.attachment_ids)
+                    )
+                )
+            )
+            missing = [i for i in params.attachment_ids if i not in owned]
+            if missing:
+                raise NotFound(f"attachment(s) not found on this ticket: {missing}")
+        self._assignment_transition(session, t, a, actor, action, now, payload)
+        stamp = {
+            AssignmentAction.SIGN: "signed_at",
+            AssignmentAction.CONTACT: "contacted_at",
+            AssignmentAction.ARRIVE: "arrived_at",
+            AssignmentAction.FEEDBACK: "reported_at",
+            AssignmentAction.REQUEST_CLOSE: "close_requested_at",
+            AssignmentAction.RETURN: "returned_at",
+        }[action]
+        if getattr(a, stamp) is None or action in (AssignmentAction.FEEDBACK, AssignmentAction.RETURN):
+            setattr(a, stamp, now)
+        if action is AssignmentAction.RETURN:
+            a.return_reason = payload.get("reason")
+            t.return_count += 1
+        if is_lead:
+            consequence = {
+                AssignmentAction.SIGN: TicketAction.LEAD_SIGNED,
+                AssignmentAction.RETURN: TicketAction.LEAD_RETURNED,
+                AssignmentAction.REQUEST_CLOSE: TicketAction.LEAD_REQUESTED_CLOSE,
+            }.get(action)
+            if consequence is not None and TicketState(t.state) in tx.TICKET_TRANSITIONS[consequence]:
+                self._ticket_step(
+                    session, t, Actor.system(), consequence, now, {"assignment_id": a.id, "unit": a.unit.code}
+                )
+        return a
+
+    # ------------------------------------------------------------------ core
+    def _ticket_step(
+        self,
+        session: Session,
+        t: Ticket,
+        actor: Actor,
+        action: TicketAction,
+        now: datetime,
+        payload: dict[str, Any],
+    ) -> TimelineEvent:
+        _check_role(action, actor)
+        to_state = tx.next_ticket_state(TicketState(t.state), action)
+        from_state = t.state
+        t.state = to_state.value
+        t.updated_at = now
+        ev = self._record(session, t, actor, action.value, from_state, to_state.value, now, payload)
+        self._publish(session, DomainEvent(action.value, t, ev, None, payload), now)
+        return ev
+
+    def _assignment_transition(
+        self,
+        session: Session,
+        t: Ticket,
+        a: Assignment,
+        actor: Actor,
+        action: AssignmentAction,
+        now: datetime,
+        payload: dict[str, Any],
+    ) -> TimelineEvent:
+        to_state = tx.next_assignment_state(AssignmentState(a.state), action, TicketState(t.state))
+        from_state = a.state
+        a.state = to_state.value
+        a.updated_at = now
+        if action is AssignmentAction.CLOSE:
+            a.closed_at = now
+        payload = {**payload, "unit": a.unit.code, "unit_name": a.unit.name, "assignment_role": a.role}
+        ev = self._record(
+            session, t, actor, action.value, from_state, to_state.value, now, payload, assignment=a
+        )
+        self._publish(session, DomainEvent(action.value, t, ev, a, payload), now)
+        return ev
+
+    def _record(
+        self,
+        session: Session,
+        t: Ticket,
+        actor: Actor,
+        action: str,
+        from_state: str | None,
+        to_state: str | None,
+        now: datetime,
+        payload: dict[str, Any],
+        *,
+        assignment: Assignment | None = None,
+        public: bool = True,
+    ) -> TimelineEvent:
+        t.event_count = (t.event_count or 0) + 1
+        ev = TimelineEvent(
+            ticket_id=t.id,
+            seq=t.event_count,
+            assignment_id=assignment.id if assignment else None,
+            at=now,
+            machine="assignment" if assignment else "ticket",
+            action=action,
+            actor_user_id=actor.user_id,
+            actor_name=actor.name,
+            actor_role=actor.role.value,
+            actor_unit_id=actor.unit_id,
+            from_state=from_state,
+            to_state=to_state,
+            payload={k: v for k, v in payload.items() if v is not None},
+            public=public,
+        )
+        session.add(ev)
+        return ev
+
+    def record_note(
+        self,
+        session: Session,
+        t: Ticket,
+        actor: Actor,
+        action: str,
+        now: datetime,
+        payload: dict[str, Any],
+        *,
+        assignment: Assignment | None = None,
+        public: bool = False,
+    ) -> TimelineEvent:
+        """Append a timeline event that changes no state (warnings, escalations, attachments …)."""
+        return self._record(
+            session, t, actor, action, None, None, now, payload, assignment=assignment, public=public
+        )
+
+    def _publish(self, session: Session, event: DomainEvent, now: datetime) -> None:
+        for sub in self.subscribers:
+            sub(session, event, now)
+
+    def _lock(self, session: Session, number: str) -> Ticket:
+        t = session.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
+        if t is None:
+            raise NotFound(f"ticket {number} not found")
+        # The lock may have waited for another transaction: reload what it changed.
+        session.refresh(t, attribute_names=["assignments"])
+        return t
+
+    @staticmethod
+    def _active_assignments(t: Ticket) -> list[Assignment]:
+        return [a for a in t.assignments if AssignmentState(a.state) in ACTIVE_ASSIGNMENT_STATES]
+
+    @staticmethod
+    def _lead(t: Ticket, include_closed: bool = False) -> Assignment | None:
+        states = set(ACTIVE_ASSIGNMENT_STATES)
+        if include_closed:
+            states.add(AssignmentState.CLOSED)
+        leads = [a for a in t.assignments if a.role == AssignmentRole.LEAD.value and a.state in states]
+        return leads[-1] if leads else None
+
+    def _check_unit_scope_lead(
+        self, t: Ticket, actor: Actor, action: TicketAction, *, lead_only: bool = False
+    ) -> None:
+        """A handler acts on the whole ticket only for its own unit's assignment (the lead one if lead_only)."""
+        _check_role(action, actor)
+        if actor.role is not Role.HANDLER:
+            return
+        mine = [a for a in self._active_assignments(t) if a.unit_id == actor.unit_id]
+        if not mine or (lead_only and all(a.role != AssignmentRole.LEAD.value for a in mine)):
+            raise PermissionDenied("this ticket is not assigned to your unit" + (" as lead" if lead_only else ""))
+        if action in (TicketAction.PAUSE, TicketAction.RESUME) and all(
+            a.role != AssignmentRole.LEAD.value for a in mine
+        ):
+            raise PermissionDenied("only the lead unit may pause or resume a ticket")
+
+
+def _check_role(action: TicketAction, actor: Actor) -> None:
+    try:
+        tx.check_ticket_role(action, actor.role)
+    except tx.Forbidden as e:
+        raise PermissionDenied(str(e)) from None
+
+
+def _check_assignment_role(action: AssignmentAction, actor: Actor) -> None:
+    try:
+        tx.check_assignment_role(action, actor.role)
+    except tx.Forbidden as e:
+        raise PermissionDenied(str(e)) from None
+
+
+def _category_by_code(session: Session, code: str) -> Category:
+    c = session.scalar(select(Category).where(Category.code == code))
+    if c is None:
+        raise NotFound(f"unknown category '{code}'", field="category_code")
+    return c
+
+
+def _area_by_code(session: Session, code: str) -> Area:
+    a = session.scalar(select(Area).where(Area.code == code))
+    if a is None:
+        raise NotFound(f"unknown area '{code}'", field="area_code")
+    return a
+
+
+def _title_from(detail: str) -> str:
+    first = detail.strip().splitlines()[0] if detail.strip() else ""
+    return (first[:30] + "…") if len(first) > 30 else first
+
+
+def submit(
+    db: Database, engine: TicketEngine, actor: Actor, req: s.IntakeRequest, now: datetime
+) -> tuple[str, str | None, bool]:
+    """Intake as its own transaction; a concurrent duplicate of the same idempotency key returns the first.
+
+    Returns (ticket number, query code or None when replayed, created).
+    """
+    for attempt in range(3):
+        try:
+            with db.write_sessions() as session, session.begin():
+                ticket, code, created = engine.intake(session, actor, req, now)
+                number = ticket.number
+            return number, code, created
+        except IntegrityError:
+            # Only the idempotency key can collide here; the loser re-reads the winner's ticket.
+            if not req.idempotency_key or attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,37 @@
+"""Alembic environment: runs migrations against the URL given by minsheng.storage.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from minsheng.storage.db import create_db_engine
+from minsheng.storage.models import Base
+from minsheng.storage import tables_extra  # noqa: F401  (registers every table on Base.metadata)
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url must be set by minsheng.storage.migrate"
+    connectable = config.attributes.get("connection")
+    if connectable is not None:
+        context.configure(connection=connectable, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_db_engine(url, pool_size=1)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()
