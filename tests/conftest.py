@@ -16,7 +16,9 @@ from minsheng.storage.db import Database, open_database
 from minsheng.storage.migrate import upgrade
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PG_ADMIN_URL = os.environ.get("MINSHENG_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "MINSHENG_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _pg_available() -> str | None:
@@ -30,7 +32,7 @@ def _pg_available() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(e).__name__}: {str(e).splitlines()[0]}"
 
 
-_PG_SKIP_REASON: str | None | bool = False
+_PG_SKIP_REASON: str | bool | None = False
 
 
 def pg_skip_reason() -> str | None:

@@ -124,7 +124,9 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/v1/ping", tags=["ops"], summary="A trivial endpoint: the framework's ceiling in benchmarks")
+    @app.get(
+        "/api/v1/ping", tags=["ops"], summary="A trivial endpoint: the framework's ceiling in benchmarks"
+    )
     def ping() -> dict[str, str]:
         return {"pong": "ok"}
 

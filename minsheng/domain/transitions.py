@@ -114,7 +114,9 @@ TICKET_TRANSITIONS: Mapping[TicketAction, Mapping[T, T]] = {
     },
     TicketAction.MARK_REPEAT: {s: T.MERGED for s in _OPEN_BEFORE_CLOSE},
     TicketAction.MERGE: {s: T.MERGED for s in _OPEN_BEFORE_CLOSE},
-    TicketAction.CONSULT: {s: s for s in (T.DISPATCHED, T.RETURNED, T.IN_PROGRESS, T.PAUSED, T.CLOSE_REQUESTED)},
+    TicketAction.CONSULT: {
+        s: s for s in (T.DISPATCHED, T.RETURNED, T.IN_PROGRESS, T.PAUSED, T.CLOSE_REQUESTED)
+    },
     TicketAction.PAUSE: {T.IN_PROGRESS: T.PAUSED},
     TicketAction.RESUME: {T.PAUSED: T.IN_PROGRESS},
     TicketAction.REQUEST_EXTENSION: {T.IN_PROGRESS: T.IN_PROGRESS, T.DISPATCHED: T.DISPATCHED},
@@ -173,7 +175,15 @@ _SUPERVISE = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 TICKET_ACTION_ROLES: Mapping[TicketAction, frozenset[Role]] = {
     TicketAction.INTAKE: frozenset(
-        {Role.OPERATOR, Role.DISPATCHER, Role.ADMIN, Role.CITIZEN, Role.INTEGRATION, Role.SYSTEM, Role.HANDLER}
+        {
+            Role.OPERATOR,
+            Role.DISPATCHER,
+            Role.ADMIN,
+            Role.CITIZEN,
+            Role.INTEGRATION,
+            Role.SYSTEM,
+            Role.HANDLER,
+        }
     ),
     TicketAction.ANSWER_DIRECTLY: _DESK,
     TicketAction.TRANSFER: _DESK | {Role.SYSTEM},
@@ -230,7 +240,9 @@ class Forbidden(Exception):
 
 def allowed_ticket_actions(state: T) -> list[str]:
     return [
-        a.value for a in TicketAction if a in REQUESTABLE_TICKET_ACTIONS and state in TICKET_TRANSITIONS.get(a, {})
+        a.value
+        for a in TicketAction
+        if a in REQUESTABLE_TICKET_ACTIONS and state in TICKET_TRANSITIONS.get(a, {})
     ]
 
 

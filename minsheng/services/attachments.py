@@ -37,7 +37,9 @@ def sniff_image(data: bytes) -> str | None:
 def check_filename(name: str) -> str:
     name = name.strip()
     if not name or not _SAFE_NAME.match(name) or name in (".", "..") or ".." in name.split("."):
-        raise Invalid("file name must be a plain name without folders, '..' or control characters", field="file")
+        raise Invalid(
+            "file name must be a plain name without folders, '..' or control characters", field="file"
+        )
     return name
 
 

@@ -74,7 +74,9 @@ def authenticate(session: Session, username: str, password: str) -> User:
     return user
 
 
-def login(session: Session, username: str, password: str, now: datetime, hours: float) -> tuple[str, Principal]:
+def login(
+    session: Session, username: str, password: str, now: datetime, hours: float
+) -> tuple[str, Principal]:
     """Check the password and open a session; returns (cookie value, principal)."""
     user = authenticate(session, username, password)
     token = secrets.token_urlsafe(32)

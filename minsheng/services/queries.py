@@ -22,7 +22,16 @@ from minsheng.domain.roles import Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState, TicketState
 from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
-from minsheng.storage.models import Area, Assignment, Attachment, Category, Extension, Ticket, TimelineEvent, Unit
+from minsheng.storage.models import (
+    Area,
+    Assignment,
+    Attachment,
+    Category,
+    Extension,
+    Ticket,
+    TimelineEvent,
+    Unit,
+)
 
 TOTAL_CAP = 10_000
 
@@ -75,10 +84,11 @@ def ticket_for_citizen(session: Session, number: str, query_code: str) -> Ticket
 
 
 def _subtree_ids(session: Session, model: type[Area] | type[Category], code: str) -> list[int]:
-    node = session.scalar(select(model).where(model.code == code))
-    if node is None:
+    path_col = Area.path if model is Area else Category.path
+    node_path = session.scalar(select(path_col).where(model.code == code))
+    if node_path is None:
         raise NotFound(f"unknown {model.__tablename__[:-1]} '{code}'")
-    return list(session.scalars(select(model.id).where(model.path.startswith(node.path))))
+    return list(session.scalars(select(model.id).where(path_col.startswith(node_path))))
 
 
 def _unit_id(session: Session, code: str) -> int:
@@ -300,7 +310,16 @@ def assignment_view(a: Assignment, ticket_state: TicketState) -> dict[str, Any]:
     }
 
 
-PUBLIC_TIMELINE_KEYS = {"channel", "kind", "rating", "target", "unit_name", "lead_unit_name", "answer", "summary"}
+PUBLIC_TIMELINE_KEYS = {
+    "channel",
+    "kind",
+    "rating",
+    "target",
+    "unit_name",
+    "lead_unit_name",
+    "answer",
+    "summary",
+}
 
 
 def timeline(session: Session, t: Ticket, *, public_only: bool = False) -> list[dict[str, Any]]:

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from minsheng.domain import transitions as tx
@@ -141,7 +141,7 @@ class TicketEngine:
         )
         session.add(ticket)
         session.flush()
-        self._record(
+        intake_ev = self._record(
             session,
             ticket,
             actor,
@@ -151,6 +151,9 @@ class TicketEngine:
             now,
             {"channel": ticket.channel, "kind": ticket.kind, "urgency": ticket.urgency},
         )
+        # The query code exists only now (only its hash is stored): subscribers get it for the citizen's SMS,
+        # in the event's payload, never in the timeline's.
+        self._publish(session, DomainEvent("intake", ticket, intake_ev, None, {"query_code": code}), now)
         if self.triage is not None:
             decision = self.triage(session, ticket, req)
             if decision is not None:
@@ -295,7 +298,9 @@ class TicketEngine:
         t = session.get_one(Ticket, this_id)
         target = session.get_one(Ticket, other_id)
         if target.state == TicketState.MERGED.value:
-            raise Conflict(f"ticket {target.number} is itself merged; link to {target.number}'s master instead")
+            raise Conflict(
+                f"ticket {target.number} is itself merged; link to {target.number}'s master instead"
+            )
         _check_role(action, actor)
         to_state = tx.next_ticket_state(TicketState(t.state), action)
         for a in self._active_assignments(t):
@@ -328,7 +333,12 @@ class TicketEngine:
                 raise NotFound(f"unknown unit(s): {', '.join(missing)}")
         self._check_unit_scope_lead(t, actor, TicketAction.CONSULT)
         self._ticket_step(
-            session, t, actor, TicketAction.CONSULT, now, {"participants": p.participants, "decision": p.decision}
+            session,
+            t,
+            actor,
+            TicketAction.CONSULT,
+            now,
+            {"participants": p.participants, "decision": p.decision},
         )
         return t
 
@@ -344,7 +354,10 @@ class TicketEngine:
         self._check_unit_scope_lead(t, actor, TicketAction.RESUME)
         paused_from = t.paused_at
         paused_seconds = (now - paused_from).total_seconds() if paused_from else 0.0
-        payload = {"note": p.note, "paused_from": paused_from.isoformat() if paused_from else None}
+        payload: dict[str, Any] = {
+            "note": p.note,
+            "paused_from": paused_from.isoformat() if paused_from else None,
+        }
         payload["paused_seconds"] = paused_seconds
         self._ticket_step(session, t, actor, TicketAction.RESUME, now, payload)
         t.paused_at = None
@@ -356,7 +369,9 @@ class TicketEngine:
         t = self._lock(session, number)
         self._check_unit_scope_lead(t, actor, TicketAction.REQUEST_EXTENSION, lead_only=True)
         pending = session.scalar(
-            select(Extension).where(Extension.ticket_id == t.id, Extension.state == ExtensionState.PENDING.value)
+            select(Extension).where(
+                Extension.ticket_id == t.id, Extension.state == ExtensionState.PENDING.value
+            )
         )
         if pending is not None:
             raise Conflict("an extension request is already waiting for a decision", extension_id=pending.id)
@@ -386,7 +401,9 @@ class TicketEngine:
         self, session: Session, actor: Actor, number: str, p: s.DecideExtension, now: datetime
     ) -> Extension:
         t = self._lock(session, number)
-        q = select(Extension).where(Extension.ticket_id == t.id, Extension.state == ExtensionState.PENDING.value)
+        q = select(Extension).where(
+            Extension.ticket_id == t.id, Extension.state == ExtensionState.PENDING.value
+        )
         if p.extension_id is not None:
             q = q.where(Extension.id == p.extension_id)
         ext = session.scalar(q)
@@ -424,7 +441,9 @@ class TicketEngine:
             t.reopen_count += 1
             lead = self._lead(t)
             if lead is not None:
-                self._assignment_transition(session, t, lead, Actor.system(), AssignmentAction.REOPEN, now, {})
+                self._assignment_transition(
+                    session, t, lead, Actor.system(), AssignmentAction.REOPEN, now, {}
+                )
         return t
 
     def follow_up(self, session: Session, actor: Actor, number: str, p: s.FollowUp, now: datetime) -> Ticket:
@@ -462,9 +481,16 @@ class TicketEngine:
             )
         lead = self._lead(t, include_closed=True)
         if lead is None:
-            raise Conflict("this ticket was never handled by a unit (answered directly): open a new ticket instead")
+            raise Conflict(
+                "this ticket was never handled by a unit (answered directly): open a new ticket instead"
+            )
         self._ticket_step(
-            session, t, actor, TicketAction.REOPEN, now, {"reason": p.reason, "counted": True, "rating": t.rating}
+            session,
+            t,
+            actor,
+            TicketAction.REOPEN,
+            now,
+            {"reason": p.reason, "counted": True, "rating": t.rating},
         )
         t.reopen_count += 1
         t.closed_at = None
@@ -514,7 +540,9 @@ class TicketEngine:
                 if x.role == AssignmentRole.ASSIST.value and x.state != AssignmentState.REPORTED.value
             ]
             if waiting:
-                raise Conflict(f"assisting units have not reported yet: {', '.join(waiting)}", waiting=waiting)
+                raise Conflict(
+                    f"assisting units have not reported yet: {', '.join(waiting)}", waiting=waiting
+                )
         if action is AssignmentAction.FEEDBACK and isinstance(params, s.Feedback) and params.attachment_ids:
             owned = set(
                 session.scalars(
@@ -678,7 +706,9 @@ class TicketEngine:
             return
         mine = [a for a in self._active_assignments(t) if a.unit_id == actor.unit_id]
         if not mine or (lead_only and all(a.role != AssignmentRole.LEAD.value for a in mine)):
-            raise PermissionDenied("this ticket is not assigned to your unit" + (" as lead" if lead_only else ""))
+            raise PermissionDenied(
+                "this ticket is not assigned to your unit" + (" as lead" if lead_only else "")
+            )
         if action in (TicketAction.PAUSE, TicketAction.RESUME) and all(
             a.role != AssignmentRole.LEAD.value for a in mine
         ):

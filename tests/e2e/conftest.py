@@ -19,7 +19,9 @@ from tests.factories import PASSWORD, small_city
 def app_client(db: Database, db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[TestClient]:
     with db.write_sessions() as session, session.begin():
         small_city(session, clock.now())
-    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", embedded_worker=False, environment="test")
+    settings = Settings(
+        database_url=db_url, data_dir=tmp_path / "data", embedded_worker=False, environment="test"
+    )
     app = create_app(settings, clock=clock, db=db)
     with TestClient(app) as client:
         yield client

@@ -13,7 +13,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def _intake(c: TestClient, detail: str = "幸福路3号路灯坏了一个星期，晚上很黑", **kw: object) -> dict:
-    body = {"channel": "phone", "detail": detail, "citizen_name": "张三", "citizen_phone": "13800138000", **kw}
+    body = {
+        "channel": "phone",
+        "detail": detail,
+        "citizen_name": "张三",
+        "citizen_phone": "13800138000",
+        **kw,
+    }
     r = c.post("/api/v1/tickets", json=body)
     assert r.status_code == 201, r.text
     return r.json()
@@ -63,18 +69,28 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
     assert cgj.post(f"/api/v1/assignments/{lead}/arrive", json={}).status_code == 200
 
     # consultation, extension (refused then approved), pause and resume
-    r = sup.post(f"/api/v1/tickets/{number}/consult", json={"participants": ["CGJ", "XFL"], "decision": "城管主办"})
+    r = sup.post(
+        f"/api/v1/tickets/{number}/consult", json={"participants": ["CGJ", "XFL"], "decision": "城管主办"}
+    )
     assert r.status_code == 200, r.text
     r = cgj.post(f"/api/v1/tickets/{number}/request_extension", json={"hours": 48, "reason": "需采购灯具"})
     assert r.status_code == 200, r.text
-    assert cgj.post(f"/api/v1/tickets/{number}/request_extension", json={"hours": 1, "reason": "再次"}).status_code == 409
+    assert (
+        cgj.post(
+            f"/api/v1/tickets/{number}/request_extension", json={"hours": 1, "reason": "再次"}
+        ).status_code
+        == 409
+    )
     assert cgj.post(f"/api/v1/tickets/{number}/decide_extension", json={"approve": True}).status_code == 403
     r = sup.post(f"/api/v1/tickets/{number}/decide_extension", json={"approve": False, "note": "时间过长"})
     assert r.json()["extensions"][0]["state"] == "refused"
     cgj.post(f"/api/v1/tickets/{number}/request_extension", json={"hours": 24, "reason": "需采购灯具"})
     r = sup.post(f"/api/v1/tickets/{number}/decide_extension", json={"approve": True})
     assert [e["state"] for e in r.json()["extensions"]] == ["refused", "approved"]
-    assert cgj.post(f"/api/v1/tickets/{number}/pause", json={"reason": "等待群众在家"}).json()["state"] == "paused"
+    assert (
+        cgj.post(f"/api/v1/tickets/{number}/pause", json={"reason": "等待群众在家"}).json()["state"]
+        == "paused"
+    )
     # a unit step while paused is refused
     assert cgj.post(f"/api/v1/assignments/{lead}/feedback", json={"text": "x"}).status_code == 409
     clock.advance(timedelta(hours=2))
@@ -83,12 +99,20 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
     # feedback with a photo; lead cannot request close before the assist reported
     att = cgj.post(f"/api/v1/tickets/{number}/attachments", files={"file": ("after.png", PNG, "image/png")})
     assert att.status_code == 201, att.text
-    r = cgj.post(f"/api/v1/assignments/{lead}/feedback", json={"text": "已更换灯泡", "attachment_ids": [att.json()["id"]]})
+    r = cgj.post(
+        f"/api/v1/assignments/{lead}/feedback",
+        json={"text": "已更换灯泡", "attachment_ids": [att.json()["id"]]},
+    )
     assert r.status_code == 200, r.text
     r = cgj.post(f"/api/v1/assignments/{lead}/request_close", json={"summary": "已修复"})
     assert r.status_code == 409 and "幸福路街道办" in r.json()["error"]["message"]
-    assert xfl.post(f"/api/v1/assignments/{assist}/feedback", json={"text": "配合现场围挡"}).status_code == 200
-    assert cgj.post(f"/api/v1/assignments/{lead}/request_close", json={"summary": "已修复"}).json()["state"] == "close_requested"
+    assert (
+        xfl.post(f"/api/v1/assignments/{assist}/feedback", json={"text": "配合现场围挡"}).status_code == 200
+    )
+    assert (
+        cgj.post(f"/api/v1/assignments/{lead}/request_close", json={"summary": "已修复"}).json()["state"]
+        == "close_requested"
+    )
 
     # review rejects (counted reopen), then handling again and accept
     r = sup.post(f"/api/v1/tickets/{number}/review_reject", json={"reason": "缺少现场照片说明"})
@@ -100,7 +124,10 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
     assert {a["state"] for a in r.json()["assignments"] if a["unit_code"] in ("CGJ", "XFL")} == {"closed"}
 
     # follow-up: unreached, then dissatisfied → reopen → close again → satisfied
-    assert fu.post(f"/api/v1/tickets/{number}/follow_up_unreached", json={"note": "无人接听"}).json()["state"] == "closed"
+    assert (
+        fu.post(f"/api/v1/tickets/{number}/follow_up_unreached", json={"note": "无人接听"}).json()["state"]
+        == "closed"
+    )
     r = fu.post(f"/api/v1/tickets/{number}/follow_up", json={"rating": "dissatisfied", "comment": "灯又坏了"})
     assert r.json()["state"] == "rated" and r.json()["rating"] == "dissatisfied"
     r = fu.post(f"/api/v1/tickets/{number}/reopen", json={"reason": "群众不满意，灯又坏了"})
@@ -117,10 +144,31 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
     tl = sup.get(f"/api/v1/tickets/{number}/timeline").json()
     actions = [e["action"] for e in tl]
     assert actions[0] == "intake" and [e["seq"] for e in tl] == list(range(1, len(tl) + 1))
-    for step in ["dispatch", "return", "lead_returned", "redispatch", "sign", "lead_signed", "contact",
-                 "arrive", "consult", "request_extension", "decide_extension", "pause", "resume", "attachment",
-                 "feedback", "request_close", "lead_requested_close", "review_reject", "reopen", "review_accept",
-                 "close", "follow_up_unreached", "follow_up"]:
+    for step in [
+        "dispatch",
+        "return",
+        "lead_returned",
+        "redispatch",
+        "sign",
+        "lead_signed",
+        "contact",
+        "arrive",
+        "consult",
+        "request_extension",
+        "decide_extension",
+        "pause",
+        "resume",
+        "attachment",
+        "feedback",
+        "request_close",
+        "lead_requested_close",
+        "review_reject",
+        "reopen",
+        "review_accept",
+        "close",
+        "follow_up_unreached",
+        "follow_up",
+    ]:
         assert step in actions, step
     ret = next(e for e in tl if e["action"] == "return")
     assert ret["actor_role"] == "handler" and ret["from_state"] == "pending" and ret["to_state"] == "returned"
@@ -131,7 +179,10 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
 def test_answer_directly_transfer_repeat_merge(login: Callable[[str], TestClient]) -> None:
     op, disp = login("operator1"), login("dispatcher1")
     consult = _intake(op, "请问办理居住证需要什么材料？", kind="consultation")
-    r = op.post(f"/api/v1/tickets/{consult['number']}/answer_directly", json={"answer": "带身份证和租房合同到派出所办理"})
+    r = op.post(
+        f"/api/v1/tickets/{consult['number']}/answer_directly",
+        json={"answer": "带身份证和租房合同到派出所办理"},
+    )
     assert r.json()["state"] == "closed"
     police = _intake(op, "楼下有人打架斗殴")
     r = op.post(f"/api/v1/tickets/{police['number']}/transfer", json={"target": "110"})
@@ -145,9 +196,15 @@ def test_answer_directly_transfer_repeat_merge(login: Callable[[str], TestClient
     assert r.json()["state"] == "merged"
     # linking to a merged ticket is refused
     fourth = _intake(op, "又一件")
-    assert disp.post(f"/api/v1/tickets/{fourth['number']}/merge", json={"ticket": second["number"]}).status_code == 409
+    assert (
+        disp.post(f"/api/v1/tickets/{fourth['number']}/merge", json={"ticket": second["number"]}).status_code
+        == 409
+    )
     tl = disp.get(f"/api/v1/tickets/{first['number']}/timeline").json()
-    assert [e["payload"]["ticket"] for e in tl if e["action"] == "repeat_linked"] == [second["number"], third["number"]]
+    assert [e["payload"]["ticket"] for e in tl if e["action"] == "repeat_linked"] == [
+        second["number"],
+        third["number"],
+    ]
     # transfer target external unit cannot be dispatched to
     r = disp.post(f"/api/v1/tickets/{fourth['number']}/dispatch", json={"lead_unit": "P110"})
     assert r.status_code == 422
@@ -156,19 +213,33 @@ def test_answer_directly_transfer_repeat_merge(login: Callable[[str], TestClient
 def test_citizen_submits_tracks_and_rates(app_client: TestClient, login: Callable[[str], TestClient]) -> None:
     r = app_client.post(
         "/api/v1/public/tickets",
-        json={"channel": "web", "detail": "小区门口井盖缺失很危险", "citizen_phone": "13912345678", "public_consent": True},
+        json={
+            "channel": "web",
+            "detail": "小区门口井盖缺失很危险",
+            "citizen_phone": "13912345678",
+            "public_consent": True,
+        },
     )
     assert r.status_code == 201, r.text
     number, code = r.json()["number"], r.json()["query_code"]
-    assert app_client.get(f"/api/v1/public/tickets/{number}", params={"query_code": "WRONG1"}).status_code == 404
+    assert (
+        app_client.get(f"/api/v1/public/tickets/{number}", params={"query_code": "WRONG1"}).status_code == 404
+    )
     r = app_client.get(f"/api/v1/public/tickets/{number}", params={"query_code": code})
     assert r.status_code == 200 and r.json()["timeline"][0]["action"] == "intake"
     assert "actor_name" in r.json()["timeline"][0] and r.json()["timeline"][0]["actor_name"] is None
     # cannot rate before closing
-    assert app_client.post(f"/api/v1/public/tickets/{number}/rate", json={"query_code": code, "rating": "satisfied"}).status_code == 409
+    assert (
+        app_client.post(
+            f"/api/v1/public/tickets/{number}/rate", json={"query_code": code, "rating": "satisfied"}
+        ).status_code
+        == 409
+    )
     op = login("operator1")
     op.post(f"/api/v1/tickets/{number}/answer_directly", json={"answer": "已转告物业"})
-    r = app_client.post(f"/api/v1/public/tickets/{number}/rate", json={"query_code": code, "rating": "basically_satisfied"})
+    r = app_client.post(
+        f"/api/v1/public/tickets/{number}/rate", json={"query_code": code, "rating": "basically_satisfied"}
+    )
     assert r.status_code == 200 and r.json()["state"] == "rated"
 
 
@@ -179,12 +250,20 @@ def test_idempotent_intake(login: Callable[[str], TestClient]) -> None:
     r2 = op.post("/api/v1/tickets", json=body, headers={"Idempotency-Key": "abc-12345678"})
     assert r1.status_code == 201 and r2.status_code == 200
     assert r1.json()["number"] == r2.json()["number"] and r2.json()["created"] is False
-    r3 = op.post("/api/v1/tickets", json={**body, "detail": "别的"}, headers={"Idempotency-Key": "abc-12345678"})
+    r3 = op.post(
+        "/api/v1/tickets", json={**body, "detail": "别的"}, headers={"Idempotency-Key": "abc-12345678"}
+    )
     assert r3.status_code == 409
 
 
 def test_roles_and_masking(login: Callable[[str], TestClient]) -> None:
-    op, disp, leader, zjj, cgj = login("operator1"), login("dispatcher1"), login("leader1"), login("h_zjj"), login("h_cgj")
+    op, disp, leader, zjj, cgj = (
+        login("operator1"),
+        login("dispatcher1"),
+        login("leader1"),
+        login("h_zjj"),
+        login("h_cgj"),
+    )
     t = _intake(op, citizen_id_number="11010519491231002X")
     number = t["number"]
     assert op.get(f"/api/v1/tickets/{number}").json()["citizen_phone"] == "13800138000"
@@ -222,7 +301,11 @@ def test_lists_filter_and_page(login: Callable[[str], TestClient], clock: FixedC
     numbers = []
     for i in range(7):
         clock.advance(timedelta(minutes=1))
-        numbers.append(_intake(op, f"第{i}件诉求", category_code="0201" if i % 2 else "010101", area_code="C0101")["number"])
+        numbers.append(
+            _intake(op, f"第{i}件诉求", category_code="0201" if i % 2 else "010101", area_code="C0101")[
+                "number"
+            ]
+        )
     page1 = op.get("/api/v1/tickets", params={"limit": 3, "with_total": True}).json()
     assert [x["number"] for x in page1["items"]] == numbers[::-1][:3] and page1["total"] == 7
     page2 = op.get("/api/v1/tickets", params={"limit": 3, "cursor": page1["next_cursor"]}).json()
@@ -241,7 +324,9 @@ def test_redispatch_cancels_active_assignments(login: Callable[[str], TestClient
     t = _intake(op)
     disp.post(f"/api/v1/tickets/{t['number']}/dispatch", json={"lead_unit": "ZJJ"})
     a = _assignment(zjj, t["number"], "ZJJ")
-    r = disp.post(f"/api/v1/tickets/{t['number']}/redispatch", json={"lead_unit": "CGJ", "reason": "派错单位"})
+    r = disp.post(
+        f"/api/v1/tickets/{t['number']}/redispatch", json={"lead_unit": "CGJ", "reason": "派错单位"}
+    )
     states = {x["unit_code"]: x["state"] for x in r.json()["assignments"]}
     assert states == {"ZJJ": "cancelled", "CGJ": "pending"}
     assert zjj.post(f"/api/v1/assignments/{a}/sign", json={}).status_code == 409

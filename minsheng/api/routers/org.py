@@ -56,8 +56,15 @@ class UserIn(BaseModel):
 
 
 def area_json(a: Area) -> dict[str, Any]:
-    return {"code": a.code, "name": a.name, "level": a.level, "path": a.path, "aliases": a.aliases,
-            "lat": a.lat, "lon": a.lon}
+    return {
+        "code": a.code,
+        "name": a.name,
+        "level": a.level,
+        "path": a.path,
+        "aliases": a.aliases,
+        "lat": a.lat,
+        "lon": a.lon,
+    }
 
 
 @router.get("/areas")
@@ -79,8 +86,16 @@ def list_areas(
 
 @router.post("/areas", status_code=201, dependencies=[AdminOnly])
 def create_area(session: WriteSession, body: AreaIn) -> dict[str, Any]:
-    a = org.add_area(session, body.code, body.name, body.level.value, body.parent_code, body.aliases,
-                     lat=body.lat, lon=body.lon)
+    a = org.add_area(
+        session,
+        body.code,
+        body.name,
+        body.level.value,
+        body.parent_code,
+        body.aliases,
+        lat=body.lat,
+        lon=body.lon,
+    )
     return area_json(a)
 
 
@@ -89,8 +104,13 @@ def list_categories(session: ReadSession, user: CurrentUser) -> list[dict[str, A
     cats = list(session.scalars(select(Category).order_by(Category.path)))
     by_id = {c.id: c for c in cats}
     return [
-        {"code": c.code, "name": c.name, "level": c.level,
-         "parent_code": by_id[c.parent_id].code if c.parent_id else None, "active": c.active}
+        {
+            "code": c.code,
+            "name": c.name,
+            "level": c.level,
+            "parent_code": by_id[c.parent_id].code if c.parent_id else None,
+            "active": c.active,
+        }
         for c in cats
     ]
 
@@ -105,30 +125,59 @@ def create_category(session: WriteSession, body: CategoryIn) -> dict[str, Any]:
 def list_units(session: ReadSession, user: CurrentUser) -> list[dict[str, Any]]:
     units = list(session.scalars(select(Unit).order_by(Unit.code)))
     return [
-        {"code": u.code, "name": u.name, "kind": u.kind, "kind_label": UnitKind(u.kind).label,
-         "duty_tier": u.duty_tier, "active": u.active, "phone": u.phone}
+        {
+            "code": u.code,
+            "name": u.name,
+            "kind": u.kind,
+            "kind_label": UnitKind(u.kind).label,
+            "duty_tier": u.duty_tier,
+            "active": u.active,
+            "phone": u.phone,
+        }
         for u in units
     ]
 
 
 @router.post("/units", status_code=201, dependencies=[AdminOnly])
 def create_unit(session: WriteSession, body: UnitIn) -> dict[str, Any]:
-    u = org.add_unit(session, body.code, body.name, body.kind.value, body.parent_code, body.area_code,
-                     body.duty_tier, body.phone, body.leader_name)
+    u = org.add_unit(
+        session,
+        body.code,
+        body.name,
+        body.kind.value,
+        body.parent_code,
+        body.area_code,
+        body.duty_tier,
+        body.phone,
+        body.leader_name,
+    )
     return {"code": u.code, "name": u.name, "kind": u.kind}
 
 
 @router.get("/users", dependencies=[AdminOnly])
 def list_users(session: ReadSession) -> list[dict[str, Any]]:
     return [
-        {"username": u.username, "display_name": u.display_name, "role": u.role,
-         "unit_code": u.unit.code if u.unit else None, "active": u.active}
+        {
+            "username": u.username,
+            "display_name": u.display_name,
+            "role": u.role,
+            "unit_code": u.unit.code if u.unit else None,
+            "active": u.active,
+        }
         for u in session.scalars(select(User).order_by(User.username))
     ]
 
 
 @router.post("/users", status_code=201, dependencies=[AdminOnly])
 def create_user(state: StateDep, session: WriteSession, body: UserIn) -> dict[str, Any]:
-    u = org.add_user(session, body.username, body.display_name, body.role.value, body.password,
-                     state.clock.now(), body.unit_code, body.phone)
+    u = org.add_user(
+        session,
+        body.username,
+        body.display_name,
+        body.role.value,
+        body.password,
+        state.clock.now(),
+        body.unit_code,
+        body.phone,
+    )
     return {"username": u.username, "role": u.role}

@@ -43,6 +43,10 @@ def track(session: ReadSession, number: Number, query_code: QueryCode) -> dict[s
 def rate(state: StateDep, session: WriteSession, number: Number, body: CitizenRate) -> dict[str, Any]:
     t = queries.ticket_for_citizen(session, number, body.query_code)
     state.engine.rate(
-        session, Actor.citizen(), t.number, s.Rate(rating=body.rating, comment=body.comment), state.clock.now()
+        session,
+        Actor.citizen(),
+        t.number,
+        s.Rate(rating=body.rating, comment=body.comment),
+        state.clock.now(),
     )
     return queries.ticket_view(session, t, None, citizen=True)

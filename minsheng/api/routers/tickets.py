@@ -87,7 +87,9 @@ def list_tickets(
         created_to=created_to,
         text=text,
     )
-    rows, nxt, total = queries.list_tickets(session, user, f, limit=limit, cursor=cursor, with_total=with_total)
+    rows, nxt, total = queries.list_tickets(
+        session, user, f, limit=limit, cursor=cursor, with_total=with_total
+    )
     return {
         "items": [queries.ticket_view(session, t, user, detail=False) for t in rows],
         "next_cursor": nxt,
@@ -134,7 +136,9 @@ async def upload_attachment(
 
 
 @router.get("/attachments/{attachment_id}", summary="Download an attachment")
-def get_attachment(state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: int) -> FileResponse:
+def get_attachment(
+    state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: int
+) -> FileResponse:
     att = session.get(Attachment, attachment_id)
     if att is None:
         raise NotFound("attachment not found")
@@ -149,7 +153,10 @@ def get_attachment(state: StateDep, session: ReadSession, user: CurrentUser, att
 Step = Callable[[TicketEngine, Session, Actor, str, Any, datetime], Any]
 
 TICKET_STEPS: dict[TicketAction, tuple[type[BaseModel], Step]] = {
-    TicketAction.ANSWER_DIRECTLY: (s.AnswerDirectly, lambda e, ss, a, n, p, now: e.answer_directly(ss, a, n, p, now)),
+    TicketAction.ANSWER_DIRECTLY: (
+        s.AnswerDirectly,
+        lambda e, ss, a, n, p, now: e.answer_directly(ss, a, n, p, now),
+    ),
     TicketAction.TRANSFER: (s.Transfer, lambda e, ss, a, n, p, now: e.transfer(ss, a, n, p, now)),
     TicketAction.DISPATCH: (s.Dispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
     TicketAction.REDISPATCH: (s.Redispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
@@ -157,7 +164,10 @@ TICKET_STEPS: dict[TicketAction, tuple[type[BaseModel], Step]] = {
         s.LinkTicket,
         lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MARK_REPEAT),
     ),
-    TicketAction.MERGE: (s.LinkTicket, lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MERGE)),
+    TicketAction.MERGE: (
+        s.LinkTicket,
+        lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MERGE),
+    ),
     TicketAction.CONSULT: (s.Consult, lambda e, ss, a, n, p, now: e.consult(ss, a, n, p, now)),
     TicketAction.PAUSE: (s.WithReason, lambda e, ss, a, n, p, now: e.pause(ss, a, n, p, now)),
     TicketAction.RESUME: (s.WithNote, lambda e, ss, a, n, p, now: e.resume(ss, a, n, p, now)),
@@ -169,7 +179,10 @@ TICKET_STEPS: dict[TicketAction, tuple[type[BaseModel], Step]] = {
         s.DecideExtension,
         lambda e, ss, a, n, p, now: e.decide_extension(ss, a, n, p, now),
     ),
-    TicketAction.REVIEW_ACCEPT: (s.WithNote, lambda e, ss, a, n, p, now: e.review(ss, a, n, True, p.note, now)),
+    TicketAction.REVIEW_ACCEPT: (
+        s.WithNote,
+        lambda e, ss, a, n, p, now: e.review(ss, a, n, True, p.note, now),
+    ),
     TicketAction.REVIEW_REJECT: (
         s.WithReason,
         lambda e, ss, a, n, p, now: e.review(ss, a, n, False, p.reason, now),
@@ -264,4 +277,7 @@ def get_queue(
 ) -> list[dict[str, Any]]:
     if user.role not in (Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN, Role.OPERATOR):
         raise PermissionDenied("the dispatch queue is for dispatchers")
-    return [queries.ticket_view(session, t, user) for t in queries.dispatch_queue(session, limit=limit, offset=offset)]
+    return [
+        queries.ticket_view(session, t, user)
+        for t in queries.dispatch_queue(session, limit=limit, offset=offset)
+    ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+from minsheng.storage import tables_extra  # noqa: F401  (registers every table on Base.metadata)
 from minsheng.storage.db import create_db_engine
 from minsheng.storage.models import Base
-from minsheng.storage import tables_extra  # noqa: F401  (registers every table on Base.metadata)
 
 config = context.config
 target_metadata = Base.metadata
