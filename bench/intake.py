@@ -72,6 +72,7 @@ def free_port() -> int:
 
 
 def make_database(backend: str, tmp: Path) -> tuple[str, str | None]:
+    tmp.mkdir(parents=True, exist_ok=True)
     if backend == "sqlite":
         return f"sqlite:///{tmp / 'bench.db'}", None
     from sqlalchemy import create_engine, text

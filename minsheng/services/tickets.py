@@ -6,6 +6,7 @@ Callers pass an open write session (one transaction per use case, see `services.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -14,8 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -86,6 +86,7 @@ class TicketEngine:
     def __init__(self) -> None:
         self.subscribers: list[Subscriber] = []
         self.triage: TriageHook | None = None
+        self._known_sequences: set[str] = set()
 
     # ------------------------------------------------------------------ intake
     def intake(
@@ -180,14 +181,24 @@ class TicketEngine:
     def _next_number(self, session: Session, now: datetime) -> str:
         day = numbering_day(now)
         key = f"{day:%Y%m%d}"
-        ins = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(ins(TicketCounter).values(day=key, last=0).on_conflict_do_nothing())
-        seq = session.execute(
-            update(TicketCounter)
-            .where(TicketCounter.day == key)
-            .values(last=TicketCounter.last + 1)
-            .returning(TicketCounter.last)
-        ).scalar_one()
+        bind = session.get_bind()
+        if bind.dialect.name == "postgresql":
+            # A sequence per day: nextval takes no row lock and survives crashes without reuse, so
+            # concurrent intakes do not queue on one counter row until they commit. Rolled-back intakes
+            # leave gaps; numbers stay unique.
+            name = f"ticket_number_{key}"
+            if name not in self._known_sequences:
+                ensure_day_sequence(bind.engine, name)  # type: ignore[union-attr]
+                self._known_sequences.add(name)
+            seq = session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
+        else:
+            # SQLite writers hold the database lock for the whole transaction anyway.
+            seq = session.execute(
+                sqlite_insert(TicketCounter.__table__)
+                .values(day=key, last=1)
+                .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + 1})
+                .returning(TicketCounter.last)
+            ).scalar_one()
         return format_ticket_number(day, seq)
 
     # ------------------------------------------------------------------ desk steps
@@ -509,12 +520,7 @@ class TicketEngine:
         params: BaseModel,
         now: datetime,
     ) -> Assignment:
-        ticket_id = session.scalar(select(Assignment.ticket_id).where(Assignment.id == assignment_id))
-        if ticket_id is None:
-            raise NotFound(f"assignment {assignment_id} not found")
-        t = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
-        assert t is not None
-        session.refresh(t, attribute_names=["assignments"])
+        t = self._lock_assignment_ticket(session, assignment_id)
         a = next(x for x in t.assignments if x.id == assignment_id)
         if action not in tx.REQUESTABLE_ASSIGNMENT_ACTIONS:
             raise PermissionDenied(f"'{action.value}' is taken by the system, not requested")
@@ -677,6 +683,16 @@ class TicketEngine:
         for sub in self.subscribers:
             sub(session, event, now)
 
+    def _lock_assignment_ticket(self, session: Session, assignment_id: int) -> Ticket:
+        """Lock the ticket an assignment belongs to, with its assignments reloaded (see `_lock`)."""
+        ticket_id = session.scalar(select(Assignment.ticket_id).where(Assignment.id == assignment_id))
+        if ticket_id is None:
+            raise NotFound(f"assignment {assignment_id} not found")
+        t = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+        assert t is not None
+        session.refresh(t, attribute_names=["assignments"])
+        return t
+
     def _lock(self, session: Session, number: str) -> Ticket:
         t = session.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
         if t is None:
@@ -748,19 +764,44 @@ def _title_from(detail: str) -> str:
     return (first[:30] + "…") if len(first) > 30 else first
 
 
+def ensure_day_sequence(engine: Engine, name: str) -> None:
+    """Create the day's number sequence on PostgreSQL if missing (idempotent, race-safe).
+
+    It starts after the highest number already stored for that day, so tickets written by importers or
+    seeders without the sequence are never numbered twice.
+    """
+    day = name.rsplit("_", 1)[1]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None:
+            return
+        highest = conn.execute(
+            select(func.max(Ticket.number)).where(Ticket.number >= day, Ticket.number < day + "~")
+        ).scalar()
+        start = int(highest[8:]) + 1 if highest else 1
+        # A concurrent intake may create it between the check and the create.
+        with contextlib.suppress(IntegrityError):
+            conn.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"))
+
+
 def submit(
-    db: Database, engine: TicketEngine, actor: Actor, req: s.IntakeRequest, now: datetime
-) -> tuple[str, str | None, bool]:
+    db: Database,
+    engine: TicketEngine,
+    actor: Actor,
+    req: s.IntakeRequest,
+    now: datetime,
+    render: Callable[[Session, Ticket], Any] | None = None,
+) -> tuple[Any, str | None, bool]:
     """Intake as its own transaction; a concurrent duplicate of the same idempotency key returns the first.
 
-    Returns (ticket number, query code or None when replayed, created).
+    Returns (ticket number — or what `render` made of the ticket inside the transaction —, query code or None
+    when replayed, created).
     """
     for attempt in range(3):
         try:
             with db.write_sessions() as session, session.begin():
                 ticket, code, created = engine.intake(session, actor, req, now)
-                number = ticket.number
-            return number, code, created
+                out = render(session, ticket) if render else ticket.number
+            return out, code, created
         except IntegrityError:
             # Only the idempotency key can collide here; the loser re-reads the winner's ticket.
             if not req.idempotency_key or attempt == 2:

@@ -29,15 +29,18 @@ Number = Annotated[str, Path(pattern=r"^\d{8,20}$", description="ticket number, 
 
 
 def intake_ticket(state: AppState, actor: Actor, req: s.IntakeRequest, response: Response) -> dict[str, Any]:
-    number, code, created = submit(state.db, state.engine, actor, req, state.clock.now())
+    out, code, created = submit(
+        state.db,
+        state.engine,
+        actor,
+        req,
+        state.clock.now(),
+        render=lambda session, t: queries.ticket_view(session, t, None, citizen=True),
+    )
     response.status_code = 201 if created else 200
-    with state.db.read_sessions() as session:
-        t = session.scalar(select(Ticket).where(Ticket.number == number))
-        assert t is not None
-        out = queries.ticket_view(session, t, None, citizen=True)
     out["created"] = created
     out["query_code"] = code
-    return out
+    return dict(out)
 
 
 @router.post("/tickets", status_code=201, summary="Register a request (受理)")
