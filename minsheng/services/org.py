@@ -1,0 +1,376 @@
+"""The organisation: areas, categories, units and users.
+
+`add_*` create one row and refuse an existing code; `upsert_*` create or update by code and say which they
+did, for the importers and the admin pages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minsheng.domain.roles import STAFF_ROLES, Role
+from minsheng.domain.states import AreaLevel, UnitKind
+from minsheng.services.auth import hash_password
+from minsheng.services.errors import Conflict, Invalid, NotFound
+from minsheng.storage.models import Area, Category, Unit, User
+
+
+def add_area(
+    session: Session,
+    code: str,
+    name: str,
+    level: str,
+    parent_code: str | None = None,
+    aliases: list[str] | None = None,
+    polygon: dict[str, Any] | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> Area:
+    AreaLevel(level)
+    if session.scalar(select(Area.id).where(Area.code == code)) is not None:
+        raise Conflict(f"area {code} exists")
+    parent = None
+    if parent_code:
+        parent = session.scalar(select(Area).where(Area.code == parent_code))
+        if parent is None:
+            raise NotFound(f"parent area {parent_code} not found")
+    area = Area(
+        code=code,
+        name=name,
+        level=level,
+        parent_id=parent.id if parent else None,
+        path=(parent.path if parent else "/") + code + "/",
+        aliases=aliases or [],
+        polygon=polygon,
+        lat=lat,
+        lon=lon,
+    )
+    session.add(area)
+    session.flush()
+    return area
+
+
+def add_category(session: Session, code: str, name: str, parent_code: str | None = None) -> Category:
+    if session.scalar(select(Category.id).where(Category.code == code)) is not None:
+        raise Conflict(f"category {code} exists")
+    parent = None
+    if parent_code:
+        parent = session.scalar(select(Category).where(Category.code == parent_code))
+        if parent is None:
+            raise NotFound(f"parent category {parent_code} not found")
+        if parent.level >= 3:
+            raise Invalid("the category tree has three levels")
+    cat = Category(
+        code=code,
+        name=name,
+        level=(parent.level + 1) if parent else 1,
+        parent_id=parent.id if parent else None,
+        path=(parent.path if parent else "/") + code + "/",
+        active=True,
+    )
+    session.add(cat)
+    session.flush()
+    return cat
+
+
+def add_unit(
+    session: Session,
+    code: str,
+    name: str,
+    kind: str,
+    parent_code: str | None = None,
+    area_code: str | None = None,
+    duty_tier: int = 3,
+    phone: str | None = None,
+    leader_name: str | None = None,
+) -> Unit:
+    UnitKind(kind)
+    if duty_tier not in (1, 2, 3):
+        raise Invalid("duty tier must be 1, 2 or 3")
+    if session.scalar(select(Unit.id).where(Unit.code == code)) is not None:
+        raise Conflict(f"unit {code} exists")
+    parent = session.scalar(select(Unit).where(Unit.code == parent_code)) if parent_code else None
+    if parent_code and parent is None:
+        raise NotFound(f"parent unit {parent_code} not found")
+    area = session.scalar(select(Area).where(Area.code == area_code)) if area_code else None
+    if area_code and area is None:
+        raise NotFound(f"area {area_code} not found")
+    unit = Unit(
+        code=code,
+        name=name,
+        kind=kind,
+        parent_id=parent.id if parent else None,
+        area_id=area.id if area else None,
+        duty_tier=duty_tier,
+        phone=phone,
+        leader_name=leader_name,
+        active=True,
+    )
+    session.add(unit)
+    session.flush()
+    return unit
+
+
+def add_user(
+    session: Session,
+    username: str,
+    display_name: str,
+    role: str,
+    password: str | None,
+    now: datetime,
+    unit_code: str | None = None,
+    phone: str | None = None,
+    password_hash: str | None = None,
+) -> User:
+    r = Role(role)
+    if r in (Role.CITIZEN, Role.SYSTEM):
+        raise Invalid(f"role {role} has no accounts")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"user {username} exists")
+    unit = session.scalar(select(Unit).where(Unit.code == unit_code)) if unit_code else None
+    if unit_code and unit is None:
+        raise NotFound(f"unit {unit_code} not found")
+    if r is Role.HANDLER and unit is None:
+        raise Invalid("a handler belongs to a unit")
+    user = User(
+        username=username,
+        display_name=display_name,
+        role=r.value,
+        unit_id=unit.id if unit else None,
+        phone=phone,
+        password_hash=password_hash or (hash_password(password) if password else None),
+        active=True,
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+# --------------------------------------------------------------------------------------------------- upserts
+# A move under another parent rewrites the subtree's materialised paths, and a node may never be put under its
+# own descendant (that is how a cycle in parent references shows up against rows already stored).
+
+Outcome = Literal["created", "updated", "unchanged"]
+_CODE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+
+
+def check_code(code: str, what: str) -> str:
+    if not _CODE_RE.match(code or ""):
+        raise Invalid(f"{what} code '{code}' must be 1-32 letters, digits, '_', '.' or '-'")
+    return code
+
+
+def parse_area_level(level: str) -> AreaLevel:
+    try:
+        return AreaLevel(level)
+    except ValueError:
+        raise Invalid(f"area level '{level}' must be one of: {', '.join(AreaLevel.values())}") from None
+
+
+def parse_unit_kind(kind: str) -> UnitKind:
+    try:
+        return UnitKind(kind)
+    except ValueError:
+        raise Invalid(f"unit kind '{kind}' must be one of: {', '.join(UnitKind.values())}") from None
+
+
+def parse_role(role: str) -> Role:
+    try:
+        r = Role(role)
+    except ValueError:
+        choices = ", ".join(sorted(x.value for x in STAFF_ROLES | {Role.INTEGRATION}))
+        raise Invalid(f"role '{role}' must be one of: {choices}") from None
+    if r in (Role.CITIZEN, Role.SYSTEM):
+        raise Invalid(f"role {role} has no accounts")
+    return r
+
+
+def _set_fields(row: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+def _new_path(parent: Area | Category | None, code: str, old_path: str, what: str) -> str:
+    if parent is not None and parent.path.startswith(old_path):
+        raise Invalid(f"{what} {code} cannot be placed under {parent.code}, which lies inside it (a cycle)")
+    return (parent.path if parent else "/") + code + "/"
+
+
+def upsert_area(
+    session: Session,
+    code: str,
+    name: str,
+    level: str,
+    parent_code: str | None = None,
+    aliases: list[str] | None = None,
+    polygon: dict[str, Any] | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> tuple[Area, Outcome]:
+    """Create the area, or update its name, level, parent, aliases and shape."""
+    check_code(code, "area")
+    lvl = parse_area_level(level)
+    area = session.scalar(select(Area).where(Area.code == code))
+    if area is None:
+        return add_area(session, code, name, lvl.value, parent_code, aliases, polygon, lat, lon), "created"
+    parent = None
+    if parent_code:
+        parent = session.scalar(select(Area).where(Area.code == parent_code))
+        if parent is None:
+            raise NotFound(f"parent area {parent_code} not found")
+    old_path = area.path
+    new_path = _new_path(parent, code, old_path, "area")
+    changed = _set_fields(
+        area,
+        {
+            "name": name,
+            "level": lvl.value,
+            "parent_id": parent.id if parent else None,
+            "path": new_path,
+            "aliases": aliases or [],
+            "polygon": polygon,
+            "lat": lat,
+            "lon": lon,
+        },
+    )
+    if new_path != old_path:
+        for row in session.scalars(select(Area).where(Area.path.startswith(old_path), Area.id != area.id)):
+            row.path = new_path + row.path[len(old_path) :]
+    session.flush()
+    return area, "updated" if changed else "unchanged"
+
+
+def upsert_category(
+    session: Session, code: str, name: str, parent_code: str | None = None
+) -> tuple[Category, Outcome]:
+    """Create the category, or update its name and parent; the tree keeps at most three levels."""
+    check_code(code, "category")
+    cat = session.scalar(select(Category).where(Category.code == code))
+    if cat is None:
+        return add_category(session, code, name, parent_code), "created"
+    parent = None
+    if parent_code:
+        parent = session.scalar(select(Category).where(Category.code == parent_code))
+        if parent is None:
+            raise NotFound(f"parent category {parent_code} not found")
+    old_path = cat.path
+    new_path = _new_path(parent, code, old_path, "category")
+    subtree = (
+        list(
+            session.scalars(select(Category).where(Category.path.startswith(old_path), Category.id != cat.id))
+        )
+        if new_path != old_path
+        else []
+    )
+    level = (parent.level + 1) if parent else 1
+    deepest = max((r.path.count("/") - old_path.count("/") for r in subtree), default=0)
+    if level + deepest > 3:
+        raise Invalid(f"category {code} would make the tree deeper than three levels")
+    changed = _set_fields(
+        cat, {"name": name, "parent_id": parent.id if parent else None, "path": new_path, "level": level}
+    )
+    for row in subtree:
+        row.path = new_path + row.path[len(old_path) :]
+        row.level = row.path.count("/") - 1
+    session.flush()
+    return cat, "updated" if changed else "unchanged"
+
+
+def upsert_unit(
+    session: Session,
+    code: str,
+    name: str,
+    kind: str,
+    parent_code: str | None = None,
+    area_code: str | None = None,
+    duty_tier: int = 3,
+    phone: str | None = None,
+    leader_name: str | None = None,
+) -> tuple[Unit, Outcome]:
+    """Create the unit, or update it; a unit may not become its own ancestor."""
+    check_code(code, "unit")
+    k = parse_unit_kind(kind)
+    unit = session.scalar(select(Unit).where(Unit.code == code))
+    if unit is None:
+        return add_unit(
+            session, code, name, k.value, parent_code, area_code, duty_tier, phone, leader_name
+        ), "created"
+    if duty_tier not in (1, 2, 3):
+        raise Invalid("duty tier must be 1, 2 or 3")
+    parent = session.scalar(select(Unit).where(Unit.code == parent_code)) if parent_code else None
+    if parent_code and parent is None:
+        raise NotFound(f"parent unit {parent_code} not found")
+    # Units have no materialised path: walk up from the new parent to find a cycle.
+    seen = parent
+    while seen is not None:
+        if seen.id == unit.id:
+            raise Invalid(f"unit {code} cannot be placed under {parent_code}, which lies inside it (a cycle)")
+        seen = session.get(Unit, seen.parent_id) if seen.parent_id else None
+    area = session.scalar(select(Area).where(Area.code == area_code)) if area_code else None
+    if area_code and area is None:
+        raise NotFound(f"area {area_code} not found")
+    changed = _set_fields(
+        unit,
+        {
+            "name": name,
+            "kind": k.value,
+            "parent_id": parent.id if parent else None,
+            "area_id": area.id if area else None,
+            "duty_tier": duty_tier,
+            "phone": phone,
+            "leader_name": leader_name,
+        },
+    )
+    session.flush()
+    return unit, "updated" if changed else "unchanged"
+
+
+def upsert_user(
+    session: Session,
+    username: str,
+    display_name: str,
+    role: str,
+    password: str | None,
+    now: datetime,
+    unit_code: str | None = None,
+    phone: str | None = None,
+) -> tuple[User, Outcome]:
+    """Create the user, or update name, role, unit and phone; the password changes only when one is given."""
+    r = parse_role(role)
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        return add_user(session, username, display_name, r.value, password, now, unit_code, phone), "created"
+    unit = session.scalar(select(Unit).where(Unit.code == unit_code)) if unit_code else None
+    if unit_code and unit is None:
+        raise NotFound(f"unit {unit_code} not found")
+    if r is Role.HANDLER and unit is None:
+        raise Invalid("a handler belongs to a unit")
+    changed = _set_fields(
+        user,
+        {"display_name": display_name, "role": r.value, "unit_id": unit.id if unit else None, "phone": phone},
+    )
+    # A re-import must not churn hashes: only a password that no longer verifies is replaced.
+    if password and (not user.password_hash or not _password_matches(user.password_hash, password)):
+        user.password_hash = hash_password(password)
+        changed = True
+    session.flush()
+    return user, "updated" if changed else "unchanged"
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return PasswordHasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
