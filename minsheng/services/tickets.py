@@ -194,7 +194,7 @@ class TicketEngine:
         else:
             # SQLite writers hold the database lock for the whole transaction anyway.
             seq = session.execute(
-                sqlite_insert(TicketCounter.__table__)
+                sqlite_insert(TicketCounter)
                 .values(day=key, last=1)
                 .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + 1})
                 .returning(TicketCounter.last)

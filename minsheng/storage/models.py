@@ -260,6 +260,8 @@ class TimelineEvent(Base):
     __table_args__ = (
         UniqueConstraint("ticket_id", "seq", name="uq_timeline_ticket_seq"),
         Index("ix_timeline_at_action", "at", "action"),
+        # The supervisors' board lists recent warnings/overdue/escalations by action.
+        Index("ix_timeline_action_at", "action", "at"),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 
 import pytest
@@ -125,11 +126,13 @@ def test_no_500_on_junk(login: Callable[[str], TestClient]) -> None:
         {"target": "999"},
         {"answer": ""},
     ]
-    routes = [r for r in op.app.routes if "POST" in getattr(r, "methods", set())]  # type: ignore[attr-defined]
-    assert len(routes) > 20
-    for route in routes:
-        path = route.path.replace("{number}", t["number"]).replace("{assignment_id}", "1")
+    spec = op.get("/openapi.json").json()
+    paths = [p for p, ops in spec["paths"].items() if "post" in ops and "multipart" not in str(ops["post"])]
+    assert len(paths) > 20
+    for raw in paths:
+        path = re.sub(r"\{[a-z_]*id\}", "1", raw.replace("{number}", t["number"]))
+        path = re.sub(r"\{[a-z_]+\}", "x", path)
         for client in (op, disp, sup, h):
             for body in rng.sample(junk, 4):
                 r = client.post(path, json=body)
-                assert 400 <= r.status_code < 500, (path, body, r.status_code, r.text)
+                assert r.status_code < 500, (path, body, r.status_code, r.text)
