@@ -1,0 +1,298 @@
+"""Notifications: writing the in-app inbox and the outbox inside a use case's transaction, delivering the
+outbox afterwards with retries (minsheng.notify), and reading a user's inbox.
+
+Delivery never holds a database transaction open while it talks to a gateway: due rows are first *claimed*
+(their ``next_attempt_at`` pushed one lease ahead, so a second worker passes them by), then sent, then their
+new state is written. A worker that dies mid-send leaves rows that come due again when the lease ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from minsheng.notify.channels import (
+    DINGTALK,
+    EMAIL,
+    SMS,
+    WECOM,
+    DeliveryResult,
+    DingTalkRobotSender,
+    Message,
+    Sender,
+    SmsGatewaySender,
+    SmtpSender,
+    SmtpSettings,
+    WeComRobotSender,
+)
+from minsheng.notify.delivery import OutboxState, RetryPolicy, after_attempt, make_message_id
+from minsheng.services.errors import NotFound
+from minsheng.storage.clock_tables import Notification, OutboxMessage
+from minsheng.storage.db import Database
+
+log = logging.getLogger("minsheng.notifications")
+
+# How long a claimed row stays out of other workers' way while it is being sent.
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+class NotifySettings(BaseSettings):
+    """Channels and texts of notifications, from MINSHENG_* like `minsheng.config.Settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="MINSHENG_", env_file=None, extra="ignore")
+
+    hotline_name: str = "12345"
+    rating_url: str = ""
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
+    sms_sign: str | None = None
+    wecom_webhook_url: str | None = None
+    dingtalk_webhook_url: str | None = None
+    dingtalk_secret: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "minsheng@localhost"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    send_timeout_seconds: float = 10.0
+    retry_max_attempts: int = 8
+    retry_base_seconds: float = 30.0
+    clock_preset: str = "demo"
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts, base_delay=timedelta(seconds=self.retry_base_seconds)
+        )
+
+    def senders(self) -> dict[str, Sender]:
+        """The configured channels; a channel without settings has no sender (and gets no outbox rows)."""
+        out: dict[str, Sender] = {}
+        t = self.send_timeout_seconds
+        if self.sms_gateway_url:
+            out[SMS] = SmsGatewaySender(
+                self.sms_gateway_url, token=self.sms_gateway_token, sign=self.sms_sign, timeout=t
+            )
+        if self.wecom_webhook_url:
+            out[WECOM] = WeComRobotSender(self.wecom_webhook_url, timeout=t)
+        if self.dingtalk_webhook_url:
+            out[DINGTALK] = DingTalkRobotSender(
+                self.dingtalk_webhook_url, secret=self.dingtalk_secret, timeout=t
+            )
+        if self.smtp_host:
+            out[EMAIL] = SmtpSender(
+                SmtpSettings(
+                    host=self.smtp_host,
+                    port=self.smtp_port,
+                    sender=self.smtp_from,
+                    username=self.smtp_user,
+                    password=self.smtp_password,
+                    starttls=self.smtp_starttls,
+                    use_ssl=self.smtp_ssl,
+                    timeout=t,
+                )
+            )
+        return out
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# ----------------------------------------------------------------------------------------------- writing
+def add_inbox(
+    session: Session,
+    *,
+    kind: str,
+    title: str,
+    text: str,
+    now: datetime,
+    source: str,
+    user_id: int | None = None,
+    unit_id: int | None = None,
+    ticket_id: int | None = None,
+) -> None:
+    session.add(
+        Notification(
+            user_id=user_id,
+            unit_id=unit_id if user_id is None else None,
+            ticket_id=ticket_id,
+            kind=kind,
+            title=title,
+            text=text,
+            source=source[:220],
+            created_at=now,
+        )
+    )
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    channel: str,
+    title: str,
+    text: str,
+    now: datetime,
+    source: str,
+    recipient: str = "",
+    mention: Iterable[str] = (),
+    ticket_id: int | None = None,
+) -> str:
+    """Add one outbox row; the same source, channel and recipient give the same message id (stored once)."""
+    message_id = make_message_id(source, channel, recipient)
+    stmt = (
+        _insert(session)(OutboxMessage)
+        .values(
+            message_id=message_id,
+            kind=kind,
+            channel=channel,
+            recipient=recipient,
+            mention=list(mention),
+            title=title,
+            text=text,
+            ticket_id=ticket_id,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+    session.execute(stmt)
+    return message_id
+
+
+# ---------------------------------------------------------------------------------------------- delivery
+@dataclass
+class DeliveryStats:
+    attempted: int = 0
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver_due(
+    db: Database,
+    now: datetime,
+    senders: Mapping[str, Sender],
+    *,
+    retry: RetryPolicy | None = None,
+    worker_id: str = "worker",
+    limit: int = 200,
+) -> DeliveryStats:
+    """Send every outbox row due at ``now`` (up to ``limit``) once, and record each attempt's outcome."""
+    retry = retry or RetryPolicy()
+    stats = DeliveryStats()
+    with db.write_sessions() as session, session.begin():
+        q = (
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(limit)
+        )
+        if not db.is_sqlite:
+            q = q.with_for_update(skip_locked=True)
+        rows = list(session.scalars(q))
+        for row in rows:
+            row.next_attempt_at = now + CLAIM_LEASE
+            row.locked_by = worker_id
+        claimed = [
+            (
+                row.id,
+                OutboxState(row.message_id, "pending", row.attempts, None, row.last_error or ""),
+                row.channel,
+                Message(row.message_id, row.text, row.title, row.recipient, tuple(row.mention or ())),
+            )
+            for row in rows
+        ]
+    for row_id, state, channel, message in claimed:
+        sender = senders.get(channel)
+        stats.attempted += 1
+        if sender is None:
+            result = DeliveryResult(False, True, f"no sender configured for channel {channel!r}")
+        else:
+            try:
+                result = sender.send(message, now)
+            except Exception as err:  # a sender must never stop the worker
+                result = DeliveryResult(False, False, f"unexpected error: {type(err).__name__} {err}")
+        new = after_attempt(state, result, now, retry)
+        if new.status == "sent":
+            stats.sent += 1
+        elif new.status == "dead":
+            stats.dead += 1
+            stats.errors.append(f"{message.message_id} ({channel}): {new.last_error}")
+            log.warning("outbox %s (%s) gave up: %s", message.message_id, channel, new.last_error)
+        else:
+            stats.retrying += 1
+            log.info("outbox %s (%s) will retry: %s", message.message_id, channel, new.last_error)
+        with db.write_sessions() as session, session.begin():
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(
+                    status=new.status,
+                    attempts=new.attempts,
+                    next_attempt_at=new.next_attempt_at or now,
+                    last_error=new.last_error or None,
+                    sent_at=new.sent_at,
+                    locked_by=None,
+                )
+            )
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def inbox(
+    session: Session, user_id: int, unit_id: int | None, *, unread_only: bool = False, limit: int = 50
+) -> list[Notification]:
+    """A user's inbox: what was sent to them, and what was sent to their unit as a whole."""
+    mine = Notification.user_id == user_id
+    if unit_id is not None:
+        mine = or_(mine, (Notification.unit_id == unit_id) & Notification.user_id.is_(None))
+    q = select(Notification).where(mine).order_by(Notification.created_at.desc(), Notification.id.desc())
+    if unread_only:
+        q = q.where(Notification.read_at.is_(None))
+    return list(session.scalars(q.limit(limit)))
+
+
+def mark_read(
+    session: Session, user_id: int, unit_id: int | None, ids: Iterable[int] | None, now: datetime
+) -> int:
+    """Mark some (or, with ``ids=None``, all) of a user's notifications read; returns how many changed."""
+    mine = Notification.user_id == user_id
+    if unit_id is not None:
+        mine = or_(mine, (Notification.unit_id == unit_id) & Notification.user_id.is_(None))
+    q = update(Notification).where(mine, Notification.read_at.is_(None)).values(read_at=now)
+    if ids is not None:
+        wanted = list(ids)
+        owned = set(session.scalars(select(Notification.id).where(mine, Notification.id.in_(wanted))))
+        missing = [i for i in wanted if i not in owned]
+        if missing:
+            raise NotFound(f"notification(s) not found: {missing}")
+        q = q.where(Notification.id.in_(wanted))
+    return int(session.execute(q).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def notification_json(n: Notification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "title": n.title,
+        "text": n.text,
+        "ticket_id": n.ticket_id,
+        "to_unit": n.user_id is None,
+        "created_at": n.created_at,
+        "read_at": n.read_at,
+    }
