@@ -1,0 +1,258 @@
+"""Triage API: the routing table (admin), places, settings, cluster warnings, corrections, model and suggestions.
+
+Mounted by :func:`minsheng.services.triage_service.install`; changes to rules, places and settings reload the
+runtime of this process at once (other processes notice within ``stale_check_seconds``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from pydantic import Field
+
+from minsheng.api.deps import CurrentUser, ReadSession, StateDep, WriteSession, require_roles
+from minsheng.domain.roles import Role
+from minsheng.services import schemas as s
+from minsheng.services import triage_service as ts
+from minsheng.services.errors import Invalid
+from minsheng.services.suggest import runtime_of, suggest
+from minsheng.storage.triage_tables import Place
+
+router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
+AdminOnly = require_roles(Role.ADMIN)
+Desk = require_roles(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN)
+Oversight = require_roles(Role.DISPATCHER, Role.SUPERVISOR, Role.LEADER, Role.ADMIN)
+MAX_UPLOAD = 5 * 1024 * 1024
+
+
+def _after_commit(session: Any, fn: Any) -> None:
+    from sqlalchemy import event
+
+    event.listen(session, "after_commit", lambda _s: fn(), once=True)
+
+
+# ------------------------------------------------------------------------------------------------ routing rules
+@router.get("/rules", dependencies=[Oversight])
+def list_rules(
+    session: ReadSession,
+    category: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+    area: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+    unit: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    rows = ts.list_rules(session, category=category, area=area, unit=unit, limit=limit, offset=offset)
+    return [ts.rule_json(r) for r in rows]
+
+
+@router.get("/rules/{rule_id}", dependencies=[Oversight])
+def get_rule(session: ReadSession, rule_id: int) -> dict[str, Any]:
+    return ts.rule_json(ts.get_rule(session, rule_id))
+
+
+@router.post("/rules", status_code=201, dependencies=[AdminOnly])
+def create_rule(state: StateDep, session: WriteSession, user: CurrentUser, body: ts.RuleIn) -> dict[str, Any]:
+    row = ts.create_rule(session, body, user.username, state.clock.now())
+    _after_commit(session, runtime_of(state).reload_org)
+    return ts.rule_json(row)
+
+
+@router.put("/rules/{rule_id}", dependencies=[AdminOnly])
+def update_rule(
+    state: StateDep, session: WriteSession, user: CurrentUser, rule_id: int, body: ts.RuleIn
+) -> dict[str, Any]:
+    row = ts.update_rule(session, rule_id, body, user.username, state.clock.now())
+    _after_commit(session, runtime_of(state).reload_org)
+    return ts.rule_json(row)
+
+
+@router.delete("/rules/{rule_id}", status_code=204, dependencies=[AdminOnly])
+def delete_rule(state: StateDep, session: WriteSession, rule_id: int) -> None:
+    ts.delete_rule(session, rule_id)
+    _after_commit(session, runtime_of(state).reload_org)
+
+
+@router.post("/rules/import", dependencies=[AdminOnly])
+def import_rules(
+    state: StateDep,
+    session: WriteSession,
+    user: CurrentUser,
+    file: Annotated[UploadFile, File(description="CSV or XLSX with lead_unit and optional other columns")],
+    replace: bool = False,
+) -> dict[str, Any]:
+    name = Path(file.filename or "rules.csv").name
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        raise Invalid("upload a .csv or .xlsx file")
+    data = file.file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        raise Invalid(f"file larger than {MAX_UPLOAD // (1024 * 1024)} MB")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        report = ts.import_routing(session, path, state.clock.now(), replace=replace, by=user.username)
+    _after_commit(session, runtime_of(state).reload_org)
+    return {
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.skipped,
+        "errors": [{"row": n, "message": m} for n, m in report.errors],
+    }
+
+
+@router.get("/route", dependencies=[Oversight])
+def route(
+    state: StateDep,
+    category: Annotated[str, Query(pattern=s.CODE_RE)],
+    area: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
+) -> dict[str, Any]:
+    """How the routing table decides for one category × area (for admins checking their rules)."""
+    runtime = runtime_of(state)
+    out = ts._route_json(runtime.org.table.route(category, area), runtime.org)
+    assert out is not None
+    return out
+
+
+@router.get("/corrections", dependencies=[Oversight])
+def corrections(
+    session: ReadSession,
+    min_return_rate: Annotated[float, Query(ge=0, le=1)] = 0.3,
+    min_dispatches: Annotated[int, Query(ge=1, le=100_000)] = 10,
+) -> list[dict[str, Any]]:
+    """Routes that units keep returning, with a suggested unit (from the dispatch/return/sign history)."""
+    return ts.routing_corrections(session, min_return_rate=min_return_rate, min_dispatches=min_dispatches)
+
+
+# ------------------------------------------------------------------------------------------------------ places
+@router.get("/places", dependencies=[Oversight])
+def list_places(
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from minsheng.storage.models import Area
+
+    rows = session.execute(
+        select(Place, Area.code)
+        .join(Area, Area.id == Place.area_id)
+        .order_by(Place.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        {
+            "id": p.id,
+            "name": p.name,
+            "area_code": code,
+            "kind": p.kind,
+            "aliases": p.aliases,
+            "lat": p.lat,
+            "lon": p.lon,
+        }
+        for p, code in rows
+    ]
+
+
+@router.post("/places", status_code=201, dependencies=[AdminOnly])
+def create_place(state: StateDep, session: WriteSession, body: ts.PlaceIn) -> dict[str, Any]:
+    p = ts.create_place(session, body)
+    _after_commit(session, runtime_of(state).reload_org)
+    return {"id": p.id, "name": p.name, "area_code": body.area_code}
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+class SettingIn(s.Strict):
+    value: Any = Field(description="a number, text or null, depending on the setting")
+
+
+@router.get("/settings", dependencies=[Oversight])
+def get_settings(state: StateDep, session: ReadSession) -> dict[str, Any]:
+    runtime = runtime_of(state)
+    return {"effective": asdict(runtime.config), "overrides": ts.read_settings(session)}
+
+
+@router.put("/settings/{key}", dependencies=[AdminOnly])
+def put_setting(
+    state: StateDep, session: WriteSession, user: CurrentUser, key: str, body: SettingIn
+) -> dict[str, Any]:
+    value = ts.write_setting(session, key, body.value, user.username, state.clock.now())
+    _after_commit(session, runtime_of(state).reload_org)
+    return {"key": key, "value": value}
+
+
+@router.delete("/settings/{key}", status_code=204, dependencies=[AdminOnly])
+def delete_setting(state: StateDep, session: WriteSession, key: str) -> None:
+    ts.delete_setting(session, key)
+    _after_commit(session, runtime_of(state).reload_org)
+
+
+@router.post("/reload", dependencies=[AdminOnly])
+def reload(state: StateDep) -> dict[str, Any]:
+    runtime = runtime_of(state)
+    runtime.load_model() if runtime.settings.model_dir else None
+    runtime.reload()
+    return ts.model_status(runtime)
+
+
+# -------------------------------------------------------------------------------------------- cluster warnings
+@router.get("/clusters", dependencies=[Oversight])
+def list_clusters(
+    session: ReadSession,
+    state: Annotated[str | None, Query(pattern=r"^(open|acknowledged)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    return [ts.cluster_json(r) for r in ts.list_clusters(session, state=state, limit=limit)]
+
+
+class AckIn(s.Strict):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/clusters/{cluster_id}/acknowledge", dependencies=[require_roles(Role.SUPERVISOR, Role.ADMIN)])
+def acknowledge(
+    state: StateDep, session: WriteSession, user: CurrentUser, cluster_id: int, body: AckIn | None = None
+) -> dict[str, Any]:
+    row = ts.acknowledge_cluster(
+        session, cluster_id, user.username, body.note if body else None, state.clock.now()
+    )
+    return ts.cluster_json(row)
+
+
+# ------------------------------------------------------------------------------------------------------- model
+@router.get("/model", dependencies=[Oversight])
+def model(state: StateDep) -> dict[str, Any]:
+    return ts.model_status(runtime_of(state))
+
+
+class RetrainIn(s.Strict):
+    level: int | None = Field(default=None, ge=1, le=3, description="category level to train on (default 3)")
+
+
+@router.post("/model/retrain", dependencies=[AdminOnly])
+def retrain(state: StateDep, body: RetrainIn | None = None) -> dict[str, Any]:
+    """Train a new model version from the closed tickets and swap it in (takes seconds to a minute)."""
+    runtime = runtime_of(state)
+    record = ts.retrain(runtime, state.clock.now(), body.level if body else None)
+    return {"training": record, "model": ts.model_status(runtime)}
+
+
+# ------------------------------------------------------------------------------------------------- suggestions
+class SuggestIn(s.Strict):
+    title: str | None = Field(default=None, max_length=200)
+    detail: str | None = Field(default=None, max_length=s.MAX_DETAIL)
+    address: str | None = Field(default=None, max_length=300)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    phone: str | None = Field(default=None, max_length=32)
+
+
+@router.post("/suggest", dependencies=[Desk])
+def suggest_endpoint(state: StateDep, session: ReadSession, body: SuggestIn) -> dict[str, Any]:
+    """Suggestions for the operator desk while a request is being typed."""
+    return suggest(session, state, **body.model_dump())
