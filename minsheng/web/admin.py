@@ -1,0 +1,389 @@
+"""Administration pages: areas (with a map of their polygons), units, users and roles, categories; CSV/XLSX
+import through `services.importing` and export; the configuration that other modules own, shown where it exists.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from minsheng.domain.roles import STAFF_ROLES, Role
+from minsheng.domain.states import AreaLevel, UnitKind
+from minsheng.services import importing, org
+from minsheng.services.auth import Principal
+from minsheng.services.errors import ServiceError
+from minsheng.storage.models import Area, Base, Category, Unit, User
+from minsheng.web import core, views
+from minsheng.web.core import FormDep, StateDep
+
+router = APIRouter(include_in_schema=False)
+AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
+CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+LIMIT = 500
+
+# Configuration kept by other modules: (what, table name hints, module that provides it).
+PROVIDED = [
+    ("派单规则", ("routing_rules", "routing_table", "routes"), "minsheng.triage 分类派单"),
+    ("办理时限", ("time_limit_policies", "time_limits", "deadline_policies"), "minsheng.clock 时限"),
+    ("工作日历", ("calendars", "calendar_days", "working_calendars"), "minsheng.clock 日历"),
+    ("值班排班", ("duty_rosters", "rosters", "duty_shifts"), "minsheng.clock 值守"),
+    ("消息模板", ("message_templates", "notify_templates", "templates"), "minsheng.notify 通知"),
+]
+
+KINDS: dict[str, dict[str, Any]] = {
+    "areas": {"label": "区划", "columns": ["code", "name", "level", "parent_code", "lat", "lon"]},
+    "units": {
+        "label": "承办单位",
+        "columns": ["code", "name", "kind", "parent_code", "area_code", "duty_tier", "phone", "leader_name"],
+    },
+    "users": {
+        "label": "用户与角色",
+        "columns": ["username", "display_name", "role", "unit_code", "phone", "active"],
+    },
+    "categories": {"label": "事项分类", "columns": ["code", "name", "level", "parent_code", "active"]},
+}
+
+
+@router.get("/admin")
+def admin_index(request: Request, state: StateDep, user: AdminUser) -> Response:
+    sections = []
+    tables = Base.metadata.tables
+    with core.read_tx(state) as session:
+        for label, hints, provider in PROVIDED:
+            name = next((h for h in hints if h in tables), None)
+            rows: list[list[Any]] = []
+            cols: list[str] = []
+            if name is not None:
+                table: Table = tables[name]
+                cols = [c.name for c in table.columns][:8]
+                rows = [list(r)[:8] for r in session.execute(select(table).limit(50))]
+            sections.append({"label": label, "provider": provider, "table": name, "cols": cols, "rows": rows})
+    return core.render(request, "admin/index.html", {"sections": sections, "kinds": KINDS}, user=user)
+
+
+def _rows(session: Session, kind: str, request: Request) -> list[dict[str, Any]]:
+    if kind == "areas":
+        level = request.query_params.get("level")
+        q = select(Area).order_by(Area.path).limit(LIMIT)
+        if level in AreaLevel.values():
+            q = q.where(Area.level == level)
+        areas = session.scalars(q).all()
+        codes = dict(
+            session.execute(
+                select(Area.id, Area.code).where(Area.id.in_({a.parent_id for a in areas if a.parent_id}))
+            )
+            .tuples()
+            .all()
+        )
+        return [
+            {
+                "code": a.code,
+                "name": a.name,
+                "level": core.LABELS["level"].get(a.level, a.level),
+                "parent_code": codes.get(a.parent_id or 0, ""),
+                "lat": a.lat,
+                "lon": a.lon,
+                "depth": a.path.count("/") - 2,
+            }
+            for a in areas
+        ]
+    if kind == "units":
+        units = session.scalars(select(Unit).order_by(Unit.code).limit(LIMIT)).all()
+        ucodes = {u.id: u.code for u in units}
+        acodes = dict(
+            session.execute(
+                select(Area.id, Area.code).where(Area.id.in_({u.area_id for u in units if u.area_id}))
+            )
+            .tuples()
+            .all()
+        )
+        return [
+            {
+                "code": u.code,
+                "name": u.name,
+                "kind": core.LABELS["unit_kind"].get(u.kind, u.kind),
+                "parent_code": ucodes.get(u.parent_id or 0, ""),
+                "area_code": acodes.get(u.area_id or 0, ""),
+                "duty_tier": u.duty_tier,
+                "phone": u.phone,
+                "leader_name": u.leader_name,
+            }
+            for u in units
+        ]
+    if kind == "users":
+        users = session.scalars(select(User).order_by(User.username).limit(LIMIT)).all()
+        return [
+            {
+                "username": u.username,
+                "display_name": u.display_name,
+                "role": core.LABELS["role"].get(u.role, u.role),
+                "unit_code": u.unit.code if u.unit else "",
+                "phone": u.phone,
+                "active": "是" if u.active else "否",
+            }
+            for u in users
+        ]
+    cats = session.scalars(select(Category).order_by(Category.path).limit(2000)).all()
+    ccodes = {c.id: c.code for c in cats}
+    return [
+        {
+            "code": c.code,
+            "name": c.name,
+            "level": c.level,
+            "parent_code": ccodes.get(c.parent_id or 0, ""),
+            "active": "是" if c.active else "否",
+            "depth": c.level - 1,
+        }
+        for c in cats
+    ]
+
+
+def _page(request: Request, state: Any, user: Principal, kind: str, **extra: Any) -> Response:
+    with core.read_tx(state) as session:
+        ctx: dict[str, Any] = {
+            "kind": kind,
+            "spec": KINDS[kind],
+            "kinds": KINDS,
+            "rows": _rows(session, kind, request),
+        }
+        if kind == "areas":
+            level = views.map_level(session)
+            ctx["geo"] = views.area_geojson(session, level) if level else None
+            ctx["levels"] = [(lv.value, lv.label) for lv in AreaLevel]
+        ctx["unit_kinds"] = [(k.value, k.label) for k in UnitKind]
+        ctx["roles"] = [(r.value, r.label) for r in Role if r in STAFF_ROLES]
+    ctx.update(extra)
+    return core.render(request, "admin/list.html", ctx, user=user, status=extra.pop("status", 200))
+
+
+@router.get("/admin/{kind}")
+def admin_list(request: Request, state: StateDep, user: AdminUser, kind: str) -> Response:
+    if kind not in KINDS:
+        raise core.PageDenied("页面不存在", status=404)
+    return _page(request, state, user, kind)
+
+
+Creator = Callable[[Session, core.Form, Any], Any]
+
+
+def _create_area(session: Session, f: core.Form, now: Any) -> Any:
+    return org.add_area(
+        session, f.get("code").strip(), f.get("name").strip(), f.get("level"), f.opt("parent_code")
+    )
+
+
+def _create_unit(session: Session, f: core.Form, now: Any) -> Any:
+    return org.add_unit(
+        session,
+        f.get("code").strip(),
+        f.get("name").strip(),
+        f.get("kind"),
+        f.opt("parent_code"),
+        f.opt("area_code"),
+        int(f.get("duty_tier") or 3),
+        f.opt("phone"),
+        f.opt("leader_name"),
+    )
+
+
+def _create_user(session: Session, f: core.Form, now: Any) -> Any:
+    return org.add_user(
+        session,
+        f.get("username").strip(),
+        f.get("display_name").strip(),
+        f.get("role"),
+        f.get("password"),
+        now,
+        f.opt("unit_code"),
+        f.opt("phone"),
+    )
+
+
+def _create_category(session: Session, f: core.Form, now: Any) -> Any:
+    return org.add_category(session, f.get("code").strip(), f.get("name").strip(), f.opt("parent_code"))
+
+
+CREATORS: dict[str, Creator] = {
+    "areas": _create_area,
+    "units": _create_unit,
+    "users": _create_user,
+    "categories": _create_category,
+}
+
+
+def _check(kind: str, f: core.Form) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    key = "username" if kind == "users" else "code"
+    if kind == "users":
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{2,64}", f.get("username").strip()):
+            errors["username"] = "用户名为2-64位字母、数字或 _ . -"
+        if len(f.get("password")) < 8:
+            errors["password"] = "密码至少8位"
+        if f.get("role") not in {r.value for r in STAFF_ROLES}:
+            errors["role"] = "请选择角色"
+        if f.get("role") == Role.HANDLER.value and not f.opt("unit_code"):
+            errors["unit_code"] = "承办人员必须属于一个单位"
+    elif not CODE.fullmatch(f.get(key).strip()):
+        errors[key] = "编码为1-32位字母、数字或 _ . -"
+    name = "display_name" if kind == "users" else "name"
+    if not f.get(name).strip():
+        errors[name] = "请填写名称"
+    if kind == "areas" and f.get("level") not in AreaLevel.values():
+        errors["level"] = "请选择层级"
+    if kind == "units":
+        if f.get("kind") not in UnitKind.values():
+            errors["kind"] = "请选择单位类型"
+        if f.get("duty_tier") not in ("", "1", "2", "3"):
+            errors["duty_tier"] = "值守等级为1、2或3"
+    return errors
+
+
+@router.post("/admin/{kind}")
+def admin_create(request: Request, state: StateDep, user: AdminUser, form: FormDep, kind: str) -> Response:
+    if kind not in KINDS:
+        raise core.PageDenied("页面不存在", status=404)
+    errors = _check(kind, form)
+    if not errors:
+        try:
+            with core.write_tx(state) as session:
+                CREATORS[kind](session, form, state.clock.now())
+        except ServiceError as e:
+            errors[str(e.detail.get("field") or "_form")] = core.service_message(e)
+    if errors:
+        return _page(request, state, user, kind, errors=errors, values=form.values(), status=422)
+    return core.redirect(f"/admin/{kind}", msg=f"已新增{KINDS[kind]['label']}")
+
+
+@router.post("/admin/{kind}/import")
+def admin_import(request: Request, state: StateDep, user: AdminUser, form: FormDep, kind: str) -> Response:
+    if kind not in KINDS:
+        raise core.PageDenied("页面不存在", status=404)
+    files = [(name, data) for field, name, data in form.files if field == "file"]
+    if not files:
+        return _page(request, state, user, kind, errors={"file": "请选择 CSV 或 XLSX 文件"}, status=422)
+    name, data = files[0]
+    suffix = Path(name).suffix.lower()
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        return _page(request, state, user, kind, errors={"file": "只支持 .csv 或 .xlsx 文件"}, status=422)
+    importer = getattr(importing, f"import_{kind}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            with core.write_tx(state) as session:
+                report = importer(session, path, state.clock.now())
+        except ServiceError as e:
+            return _page(request, state, user, kind, errors={"file": core.service_message(e)}, status=422)
+    return _page(request, state, user, kind, report=report)
+
+
+@router.get("/admin/{kind}/export")
+def admin_export(request: Request, state: StateDep, user: AdminUser, kind: str) -> Response:
+    if kind not in KINDS:
+        raise core.PageDenied("页面不存在", status=404)
+    fmt = request.query_params.get("format", "csv")
+    cols = KINDS[kind]["columns"]
+    with core.read_tx(state) as session:
+        rows = _export_rows(session, kind)
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        ws = wb.active
+        assert ws is not None
+        ws.title = kind
+        ws.append(cols)
+        for r in rows:
+            ws.append([r.get(c) for c in cols])
+        buf = io.BytesIO()
+        wb.save(buf)
+        return Response(
+            buf.getvalue(),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{kind}.xlsx"'},
+        )
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(cols)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+    # The BOM lets Excel open the Chinese names as UTF-8.
+    return Response(
+        "\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
+    )
+
+
+def _export_rows(session: Session, kind: str) -> list[dict[str, Any]]:
+    """Rows with the importers' column names and raw values, so an export can be imported again."""
+    if kind == "areas":
+        areas = session.scalars(select(Area).order_by(Area.path)).all()
+        codes = {a.id: a.code for a in areas}
+        return [
+            {
+                "code": a.code,
+                "name": a.name,
+                "level": a.level,
+                "parent_code": codes.get(a.parent_id or 0),
+                "lat": a.lat,
+                "lon": a.lon,
+            }
+            for a in areas
+        ]
+    if kind == "units":
+        units = session.scalars(select(Unit).order_by(Unit.code)).all()
+        ucodes = {u.id: u.code for u in units}
+        acodes = dict(session.execute(select(Area.id, Area.code)).tuples().all())
+        return [
+            {
+                "code": u.code,
+                "name": u.name,
+                "kind": u.kind,
+                "parent_code": ucodes.get(u.parent_id or 0),
+                "area_code": acodes.get(u.area_id or 0),
+                "duty_tier": u.duty_tier,
+                "phone": u.phone,
+                "leader_name": u.leader_name,
+            }
+            for u in units
+        ]
+    if kind == "users":
+        return [
+            {
+                "username": u.username,
+                "display_name": u.display_name,
+                "role": u.role,
+                "unit_code": u.unit.code if u.unit else None,
+                "phone": u.phone,
+                "active": u.active,
+            }
+            for u in session.scalars(select(User).order_by(User.username))
+        ]
+    cats = session.scalars(select(Category).order_by(Category.path)).all()
+    ccodes = {c.id: c.code for c in cats}
+    return [
+        {
+            "code": c.code,
+            "name": c.name,
+            "level": c.level,
+            "parent_code": ccodes.get(c.parent_id or 0),
+            "active": c.active,
+        }
+        for c in cats
+    ]
+
+
+@router.get("/admin/")
+def admin_slash(user: AdminUser) -> Response:
+    return RedirectResponse("/admin", status_code=303)

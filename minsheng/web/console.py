@@ -1,0 +1,575 @@
+"""The staff console: operator desk, dispatch queue, unit inbox, supervisor board, follow-up desk, ticket
+pages, and the form endpoints that take each step of the loop through `services.tickets`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minsheng.api.deps import AppState
+from minsheng.domain.roles import Actor, Role
+from minsheng.domain.states import AssignmentRole, ExtensionState, Rating, TicketState
+from minsheng.domain.transitions import AssignmentAction, IllegalTransition, TicketAction
+from minsheng.services import kb, queries
+from minsheng.services import schemas as s
+from minsheng.services.attachments import store_attachment
+from minsheng.services.auth import Principal
+from minsheng.services.errors import ServiceError
+from minsheng.services.tickets import TicketEngine, submit
+from minsheng.storage.models import Extension, Ticket, TimelineEvent
+from minsheng.web import core, views
+from minsheng.web.core import FormDep, StateDep
+
+router = APIRouter(include_in_schema=False)
+Number = Annotated[str, Path(pattern=r"^\d{8,20}$")]
+DeskUser = Annotated[Principal, core.need(core.DESK_ROLES)]
+QueueUser = Annotated[Principal, core.need(core.QUEUE_ROLES)]
+HandlerUser = Annotated[Principal, core.need(Role.HANDLER)]
+BoardUser = Annotated[Principal, core.need(core.BOARD_ROLES)]
+FollowupUser = Annotated[Principal, core.need(core.FOLLOWUP_ROLES)]
+StaffUser = Annotated[Principal, core.need(core.STAFF)]
+BOARD_EVENTS = ("warning", "overdue", "escalation", "press", "cluster_warning")
+PAGE = 30
+
+
+# ---------------------------------------------------------------------- operator desk
+
+
+def _desk_ctx(session: Session) -> dict[str, Any]:
+    return {
+        "categories": views.category_options(session),
+        "areas": views.area_options(session),
+    }
+
+
+@router.get("/desk")
+def desk(request: Request, state: StateDep, user: DeskUser) -> Response:
+    with core.read_tx(state) as session:
+        ctx = _desk_ctx(session)
+    ctx |= {
+        "values": {"channel": "phone", "idempotency_key": core.new_key()},
+        "last": request.query_params.get("n"),
+    }
+    return core.render(request, "desk.html", ctx, user=user)
+
+
+INTAKE_FIELDS = [
+    "channel",
+    "kind",
+    "urgency",
+    "category_code",
+    "title",
+    "detail",
+    "address",
+    "lat",
+    "lon",
+    "area_code",
+    "citizen_name",
+    "citizen_phone",
+    "citizen_id_number",
+    "idempotency_key",
+]
+
+
+def intake_from(form: core.Form, channel: str | None = None) -> s.IntakeRequest:
+    data: dict[str, Any] = {k: form.opt(k) for k in INTAKE_FIELDS if form.opt(k) is not None}
+    if channel:
+        data["channel"] = channel
+    data["confidential"] = form.flag("confidential")
+    data["public_consent"] = form.flag("public_consent")
+    return s.IntakeRequest.model_validate(data)
+
+
+@router.post("/desk")
+def desk_submit(request: Request, state: StateDep, user: DeskUser, form: FormDep) -> Response:
+    errors: dict[str, str] = {}
+    req = None
+    try:
+        req = intake_from(form)
+    except ValidationError as e:
+        errors = core.field_errors(e)
+    action = form.get("action", "intake")
+    answer = form.opt("answer")
+    target = form.opt("target")
+    if action == "answer" and not answer:
+        errors["answer"] = "直接办结需要填写答复内容"
+    if action == "transfer" and not target:
+        errors["target"] = "请选择转办对象"
+    if req is None or errors:
+        with core.read_tx(state) as session:
+            ctx = _desk_ctx(session)
+        return core.render(
+            request, "desk.html", ctx | {"errors": errors, "values": form.values()}, user=user, status=422
+        )
+    now = state.clock.now()
+    try:
+        number, _code, created = submit(state.db, state.engine, user.actor, req, now)
+        if created and action in ("answer", "transfer"):
+            with core.write_tx(state) as session:
+                if action == "answer":
+                    state.engine.answer_directly(
+                        session, user.actor, number, s.AnswerDirectly(answer=answer or ""), now
+                    )
+                else:
+                    step = s.Transfer.model_validate({"target": target, "note": form.opt("note")})
+                    state.engine.transfer(session, user.actor, number, step, now)
+    except (ServiceError, ValidationError) as e:
+        with core.read_tx(state) as session:
+            ctx = _desk_ctx(session)
+        msg = core.service_message(e) if isinstance(e, ServiceError) else "输入有误"
+        return core.render(
+            request,
+            "desk.html",
+            ctx | {"errors": {"_form": msg}, "values": form.values()},
+            user=user,
+            status=409,
+        )
+    done = {"answer": "已直接办结", "transfer": "已转办"}.get(action, "已受理")
+    note = "" if created else "（重复提交，未重复建单）"
+    return core.redirect(f"/desk?n={number}", msg=f"工单 {number} {done}{note}")
+
+
+def _suggest_module() -> Any:
+    try:
+        return importlib.import_module("minsheng.services.suggest")
+    except ModuleNotFoundError as e:
+        if e.name and "minsheng.services.suggest".startswith(e.name):
+            return None
+        raise
+
+
+@router.post("/desk/suggest")
+def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDep) -> Response:
+    """Live suggestions while the operator types (HTMX): triage if wired, earlier tickets, KB answers."""
+    title, detail = form.get("title"), form.get("detail")
+    phone = form.opt("citizen_phone")
+    lat = _float(form.opt("lat"))
+    lon = _float(form.opt("lon"))
+    text = f"{title} {detail}".strip()
+    module = _suggest_module()
+    with core.read_tx(state) as session:
+        out: dict[str, Any] = {"triage_wired": False}
+        if module is not None:
+            try:
+                out = dict(
+                    module.suggest(
+                        session,
+                        state,
+                        title=title,
+                        detail=detail,
+                        address=form.opt("address"),
+                        lat=lat if lon is not None else None,
+                        lon=lon if lat is not None else None,
+                        phone=phone,
+                    )
+                )
+                out["triage_wired"] = True
+            except ServiceError:
+                out = {"triage_wired": False}  # triage not installed in this process: show what we know
+        # Earlier tickets and full KB answers are computed here the same way whether triage is wired or not.
+        earlier = []
+        if phone:
+            rows = session.scalars(
+                select(Ticket)
+                .where(Ticket.citizen_phone == phone)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(5)
+            ).all()
+            names = views.Names(session, rows)
+            earlier = [views.brief(t, names, user) for t in rows]
+        out["earlier"] = earlier
+        out["answers"] = (
+            [
+                {"id": e.id, "title": e.title, "body": e.body, "department": e.department}
+                for e in kb.search(session, text, limit=4)
+            ]
+            if len(text) >= 2
+            else []
+        )
+    return core.render(request, "_suggest.html", {"s": out, "typed": bool(text)}, user=user)
+
+
+def _float(v: str | None) -> float | None:
+    try:
+        return float(v) if v else None
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------- dispatch queue
+
+
+@router.get("/queue")
+def queue(request: Request, state: StateDep, user: QueueUser) -> Response:
+    sel = request.query_params.get("sel")
+    with core.read_tx(state) as session:
+        returned = _waiting(session, TicketState.RETURNED)
+        new = _waiting(session, TicketState.ACCEPTED)
+        names = views.Names(session, returned + new)
+        rows = [views.brief(t, names, user) | {"returns": views.returns(t)} for t in returned + new]
+        panel = None
+        number = sel or (rows[0]["number"] if rows else None)
+        if number:
+            t = queries.ticket_for(session, user, number)
+            panel = queries.ticket_view(session, t, user)
+            panel["returns"] = views.returns(t)
+            panel["units"] = views.unit_options(session)
+    ctx = {"returned": rows[: len(returned)], "new": rows[len(returned) :], "panel": panel, "sel": number}
+    return core.render(request, "queue.html", ctx, user=user)
+
+
+def _waiting(session: Session, st: TicketState) -> list[Ticket]:
+    # One indexed range per state (ix_tickets_state_created): oldest first, bounded.
+    q = select(Ticket).where(Ticket.state == st.value).order_by(Ticket.created_at, Ticket.id).limit(PAGE)
+    return list(session.scalars(q))
+
+
+# ---------------------------------------------------------------------- unit inbox
+
+
+@router.get("/inbox")
+def inbox(request: Request, state: StateDep, user: HandlerUser) -> Response:
+    now = state.clock.now()
+    with core.read_tx(state) as session:
+        items = []
+        assignments = queries.inbox(session, user, limit=50)
+        # One query for the page's tickets (and one for their assignments), not one per row.
+        ids = list({a.ticket_id for a in assignments})
+        tickets = list(session.scalars(select(Ticket).where(Ticket.id.in_(ids)))) if ids else []
+        names = views.Names(session, tickets)
+        for a in assignments:
+            t = a.ticket
+            row = views.brief(t, names, user, pii=True)
+            row["a"] = queries.assignment_view(a, TicketState(t.state))
+            row["due"] = core.countdown(views.due_of(a), now)
+            row["is_lead"] = a.role == AssignmentRole.LEAD.value
+            row["attachments"] = []
+            items.append(row)
+    # Late first, then soonest: the query sorts by deadline, this keeps undated work last.
+    return core.render(request, "inbox.html", {"items": items}, user=user)
+
+
+# ---------------------------------------------------------------------- supervisor board
+
+
+@router.get("/board")
+def board(request: Request, state: StateDep, user: BoardUser) -> Response:
+    now = state.clock.now()
+    with core.read_tx(state) as session:
+        review = _waiting(session, TicketState.CLOSE_REQUESTED)
+        paused = _waiting(session, TicketState.PAUSED)
+        returned = _waiting(session, TicketState.RETURNED)
+        dissatisfied = _dissatisfied(session)
+        ext_rows = session.execute(
+            select(Extension, Ticket)
+            .join(Ticket, Ticket.id == Extension.ticket_id)
+            .where(Extension.state == ExtensionState.PENDING.value)
+            .order_by(Extension.requested_at)
+            .limit(PAGE)
+        ).all()
+        names = views.Names(session, review + paused + returned + dissatisfied + [t for _, t in ext_rows])
+        events = session.execute(
+            select(TimelineEvent, Ticket.number, Ticket.title)
+            .join(Ticket, Ticket.id == TimelineEvent.ticket_id)
+            .where(TimelineEvent.at >= now - timedelta(days=3), TimelineEvent.action.in_(BOARD_EVENTS))
+            .order_by(TimelineEvent.at.desc())
+            .limit(PAGE)
+        ).all()
+        ctx = {
+            "review": [views.brief(t, names, user) for t in review],
+            "paused": [views.brief(t, names, user) for t in paused],
+            "returned": [views.brief(t, names, user) | {"returns": views.returns(t)} for t in returned],
+            "dissatisfied": [views.brief(t, names, user) for t in dissatisfied],
+            "extensions": [
+                {"id": e.id, "hours": e.hours, "reason": e.reason, "requested_at": e.requested_at}
+                | {"t": views.brief(t, names, user)}
+                for e, t in ext_rows
+            ],
+            "events": [
+                {"at": e.at, "action": e.action, "payload": e.payload, "number": n, "title": title}
+                for e, n, title in events
+            ],
+            "can_act": user.role in (Role.SUPERVISOR, Role.ADMIN),
+        }
+    return core.render(request, "board.html", ctx, user=user)
+
+
+def _dissatisfied(session: Session, limit: int = PAGE) -> list[Ticket]:
+    bad = [r.value for r in Rating if r.is_dissatisfied]
+    q = (
+        select(Ticket)
+        .where(Ticket.state == TicketState.RATED.value, Ticket.rating.in_(bad))
+        .order_by(Ticket.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+# ---------------------------------------------------------------------- follow-up desk
+
+
+@router.get("/followup")
+def followup(request: Request, state: StateDep, user: FollowupUser) -> Response:
+    with core.read_tx(state) as session:
+        closed = _waiting(session, TicketState.CLOSED)
+        dissatisfied = _dissatisfied(session, 10)
+        names = views.Names(session, closed + dissatisfied)
+        ctx = {
+            "closed": [views.brief(t, names, user, pii=True) for t in closed],
+            "dissatisfied": [views.brief(t, names, user, pii=True) for t in dissatisfied],
+            "ratings": [(r.value, r.label) for r in Rating],
+        }
+    return core.render(request, "followup.html", ctx, user=user)
+
+
+# ---------------------------------------------------------------------- tickets
+
+
+@router.get("/tickets")
+def ticket_list(request: Request, state: StateDep, user: StaffUser) -> Response:
+    qp = request.query_params
+    text = (qp.get("q") or "").strip()[:100] or None
+    st = qp.get("state") or None
+    f = queries.TicketFilter(state=[st] if st in TicketState.values() else None, text=text)
+    with core.read_tx(state) as session:
+        rows, nxt, _ = queries.list_tickets(session, user, f, limit=PAGE, cursor=qp.get("cursor") or None)
+        names = views.Names(session, rows)
+        items = [views.brief(t, names, user) for t in rows]
+    ctx = {"items": items, "next": nxt, "q": text or "", "state": st or "", "states": list(TicketState)}
+    return core.render(request, "tickets.html", ctx, user=user)
+
+
+@router.get("/tickets/{number}")
+def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Number) -> Response:
+    with core.read_tx(state) as session:
+        t = queries.ticket_for(session, user, number)
+        view = queries.ticket_view(session, t, user)
+        timeline = queries.timeline(session, t)
+        rep_rows = session.scalars(
+            select(Ticket).where(Ticket.repeat_of_id == t.id).order_by(Ticket.id).limit(20)
+        ).all()
+        related: list[Ticket] = []
+        full = views.full_pii(t, user)
+        if full and t.citizen_phone:
+            related += session.scalars(
+                select(Ticket)
+                .where(Ticket.citizen_phone == t.citizen_phone, Ticket.id != t.id)
+                .order_by(Ticket.created_at.desc())
+                .limit(5)
+            ).all()
+        if t.area_id and queries.can_see_all(user.role):
+            related += session.scalars(
+                select(Ticket)
+                .where(Ticket.area_id == t.area_id, Ticket.id != t.id)
+                .order_by(Ticket.created_at.desc())
+                .limit(5)
+            ).all()
+        names = views.Names(session, [*rep_rows, *related])
+        seen: set[str] = set()
+        related_rows = []
+        for r in related:
+            if r.number not in seen:
+                seen.add(r.number)
+                related_rows.append(views.brief(r, names, user))
+        mine = [a for a in t.assignments if user.role is Role.HANDLER and a.unit_id == user.unit_id]
+        geo = None
+        if t.lat is not None and t.lon is not None:
+            level = views.map_level(session)
+            geo = views.area_geojson(session, level) if level else None
+        ctx = {
+            "t": view,
+            "timeline": timeline,
+            "repeats": [views.brief(r, names, user) for r in rep_rows],
+            "related": related_rows,
+            "units": views.unit_options(session) if user.role in core.QUEUE_ROLES else [],
+            "mine": [queries.assignment_view(a, TicketState(t.state)) for a in mine],
+            "mine_lead": any(a.role == AssignmentRole.LEAD.value for a in mine),
+            "geo": geo,
+            "can": _can(user, view["allowed_actions"]),
+            "ratings": [(r.value, r.label) for r in Rating],
+            "pending_ext": [e for e in view["extensions"] if e["state"] == ExtensionState.PENDING.value],
+        }
+    return core.render(request, "ticket.html", ctx, user=user)
+
+
+def _can(user: Principal, allowed: list[str]) -> set[str]:
+    from minsheng.domain.transitions import TICKET_ACTION_ROLES
+
+    return {a for a in allowed if user.role in TICKET_ACTION_ROLES[TicketAction(a)]}
+
+
+# ---------------------------------------------------------------------- steps taken from forms
+
+TicketStep = Callable[[TicketEngine, Session, Actor, str, Any, Any], Any]
+
+
+def _ticket_steps() -> dict[str, tuple[type[BaseModel], TicketStep]]:
+    return {
+        "answer_directly": (
+            s.AnswerDirectly,
+            lambda e, ss, a, n, p, now: e.answer_directly(ss, a, n, p, now),
+        ),
+        "transfer": (s.Transfer, lambda e, ss, a, n, p, now: e.transfer(ss, a, n, p, now)),
+        "dispatch": (s.Dispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
+        "redispatch": (s.Redispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
+        "mark_repeat": (
+            s.LinkTicket,
+            lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MARK_REPEAT),
+        ),
+        "merge": (s.LinkTicket, lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MERGE)),
+        "consult": (s.Consult, lambda e, ss, a, n, p, now: e.consult(ss, a, n, p, now)),
+        "pause": (s.WithReason, lambda e, ss, a, n, p, now: e.pause(ss, a, n, p, now)),
+        "resume": (s.WithNote, lambda e, ss, a, n, p, now: e.resume(ss, a, n, p, now)),
+        "request_extension": (
+            s.RequestExtension,
+            lambda e, ss, a, n, p, now: e.request_extension(ss, a, n, p, now),
+        ),
+        "decide_extension": (
+            s.DecideExtension,
+            lambda e, ss, a, n, p, now: e.decide_extension(ss, a, n, p, now),
+        ),
+        "review_accept": (s.WithNote, lambda e, ss, a, n, p, now: e.review(ss, a, n, True, p.note, now)),
+        "review_reject": (s.WithReason, lambda e, ss, a, n, p, now: e.review(ss, a, n, False, p.reason, now)),
+        "follow_up": (s.FollowUp, lambda e, ss, a, n, p, now: e.follow_up(ss, a, n, p, now)),
+        "follow_up_unreached": (
+            s.WithNote,
+            lambda e, ss, a, n, p, now: e.follow_up_unreached(ss, a, n, p, now),
+        ),
+        "reopen": (s.WithReason, lambda e, ss, a, n, p, now: e.reopen(ss, a, n, p, now)),
+    }
+
+
+LIST_FIELDS = {"assist_units", "participants"}
+BOOL_FIELDS = {"first_receiver", "approve"}
+
+
+def _params(model: type[BaseModel], form: core.Form) -> BaseModel:
+    data: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in LIST_FIELDS:
+            data[name] = (
+                [v for v in form.getlist(name) if v != form.get("lead_unit")]
+                if name == "assist_units"
+                else form.getlist(name)
+            )
+        elif name in BOOL_FIELDS:
+            if name in form.multi:
+                data[name] = form.flag(name)
+        elif name == "attachment_ids":
+            continue
+        elif form.opt(name) is not None:
+            data[name] = form.opt(name)
+    return model.model_validate(data)
+
+
+@router.post("/tickets/{number}/act/{action}")
+def ticket_act(
+    request: Request, state: StateDep, user: StaffUser, form: FormDep, number: Number, action: str
+) -> Response:
+    steps = _ticket_steps()
+    back = core.safe_next(form.get("next"), f"/tickets/{number}")
+    if action not in steps:
+        return core.redirect(back, err="未知操作", at=number)
+    model, step = steps[action]
+    try:
+        params = _params(model, form)
+        with core.write_tx(state) as session:
+            queries.ticket_for(session, user, number)
+            step(state.engine, session, user.actor, number, params, state.clock.now())
+    except ValidationError as e:
+        fe = core.field_errors(e)
+        field, msg = next(iter(fe.items()))
+        return core.redirect(back, err=f"{_FIELD_LABELS.get(field, field)}：{msg}", at=number)
+    except (ServiceError, IllegalTransition) as e:
+        return core.redirect(back, err=core.service_message(e), at=number)
+    return core.redirect(
+        back, msg=f"工单 {number}：{core.LABELS['action'].get(action, action)}成功", at=number
+    )
+
+
+_FIELD_LABELS = {
+    "reason": "原因",
+    "note": "备注",
+    "lead_unit": "主办单位",
+    "assist_units": "协办单位",
+    "answer": "答复",
+    "target": "转办对象",
+    "ticket": "关联工单编号",
+    "decision": "会商结论",
+    "hours": "延期小时数",
+    "rating": "满意度",
+    "text": "反馈内容",
+    "summary": "办结说明",
+    "method": "方式",
+    "file": "照片",
+}
+
+ASSIGNMENT_MODELS: dict[str, type[BaseModel]] = {
+    AssignmentAction.SIGN.value: s.WithNote,
+    AssignmentAction.RETURN.value: s.WithReason,
+    AssignmentAction.CONTACT.value: s.Contact,
+    AssignmentAction.ARRIVE.value: s.WithNote,
+    AssignmentAction.FEEDBACK.value: s.Feedback,
+    AssignmentAction.REQUEST_CLOSE.value: s.RequestClose,
+}
+
+
+@router.post("/assignments/{assignment_id}/act/{action}")
+def assignment_act(
+    request: Request, state: StateDep, user: HandlerUser, form: FormDep, assignment_id: int, action: str
+) -> Response:
+    back = core.safe_next(form.get("next"), "/inbox")
+    at = form.get("at") or f"a{assignment_id}"
+    if action not in ASSIGNMENT_MODELS:
+        return core.redirect(back, err="未知操作", at=at)
+    now = state.clock.now()
+    try:
+        params = _params(ASSIGNMENT_MODELS[action], form)
+        with core.write_tx(state) as session:
+            if action == AssignmentAction.FEEDBACK.value and form.files:
+                params = _attach(state, session, user, assignment_id, form, params)
+            state.engine.assignment_step(
+                session, user.actor, assignment_id, AssignmentAction(action), params, now
+            )
+    except ValidationError as e:
+        field, msg = next(iter(core.field_errors(e).items()))
+        return core.redirect(back, err=f"{_FIELD_LABELS.get(field, field)}：{msg}", at=at)
+    except (ServiceError, IllegalTransition) as e:
+        return core.redirect(back, err=core.service_message(e), at=at)
+    return core.redirect(back, msg=f"{core.LABELS['action'].get(action, action)}成功", at=at)
+
+
+def _attach(
+    state: AppState, session: Session, user: Principal, assignment_id: int, form: core.Form, params: BaseModel
+) -> BaseModel:
+    from minsheng.storage.models import Assignment
+
+    a = session.get(Assignment, assignment_id)
+    if a is None or a.unit_id != user.unit_id:
+        return params
+    t = queries.ticket_for(session, user, a.ticket.number)
+    ids = []
+    for _field, filename, data in form.files:
+        att = store_attachment(
+            session,
+            state.engine,
+            state.settings.attachments_dir,
+            t,
+            user.actor,
+            filename,
+            data,
+            state.settings.max_attachment_bytes,
+            state.clock.now(),
+        )
+        ids.append(att.id)
+    assert isinstance(params, s.Feedback)
+    return params.model_copy(update={"attachment_ids": [*params.attachment_ids, *ids]})

@@ -1,0 +1,68 @@
+"""Login and logout for staff (session cookie + CSRF token from `services.auth`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from minsheng.api.deps import SESSION_COOKIE
+from minsheng.services import auth
+from minsheng.services.errors import Unauthenticated
+from minsheng.web import core
+from minsheng.web.core import FormDep, MaybeUser, StateDep
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login")
+def login_page(request: Request, user: MaybeUser) -> Response:
+    if user is not None:
+        return RedirectResponse(core.HOME.get(user.role, "/tickets"), status_code=303)
+    return core.render(request, "login.html", {"next": request.query_params.get("next", "")})
+
+
+@router.post("/login")
+def login_submit(request: Request, state: StateDep, form: FormDep, user: MaybeUser) -> Response:
+    username, password = form.get("username").strip(), form.get("password")
+    errors = {}
+    if not username:
+        errors["username"] = "请输入用户名"
+    if not password:
+        errors["password"] = "请输入密码"
+    if not errors:
+        try:
+            with core.write_tx(state) as session:
+                token, principal = auth.login(
+                    session, username, password, state.clock.now(), state.settings.session_hours
+                )
+        except Unauthenticated:
+            errors["password"] = "用户名或密码错误"
+    if errors:
+        return core.render(
+            request,
+            "login.html",
+            {"errors": errors, "values": {"username": username}, "next": form.get("next")},
+            status=422,
+        )
+    target = core.safe_next(form.get("next"), core.HOME.get(principal.role, "/tickets"))
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=state.settings.cookie_secure,
+        max_age=int(state.settings.session_hours * 3600),
+    )
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, state: StateDep, user: MaybeUser) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        with core.write_tx(state) as session:
+            auth.logout(session, cookie)
+    resp = RedirectResponse("/login?msg=" + "已退出登录", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE)
+    return resp
