@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8754b3a043a1
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 14:08:17.589708
+Create Date: 2026-11-21 14:45:26.034917
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from alembic import op
 
 import minsheng.storage.models
 
-
-revision: str = '8754b3a043a1'
+revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -58,11 +57,123 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_categories_parent_id'), ['parent_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_categories_path'), ['path'], unique=False)
 
+    op.create_table('clock_calendar_days',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('created_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clock_calendar_days')),
+    sa.UniqueConstraint('day', name=op.f('uq_clock_calendar_days_day'))
+    )
+    op.create_table('clock_policies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('category_code', sa.String(length=32), nullable=True),
+    sa.Column('urgency', sa.String(length=16), nullable=True),
+    sa.Column('zone', sa.String(length=32), nullable=True),
+    sa.Column('limits', sa.JSON(), nullable=False),
+    sa.Column('warn_at', sa.JSON(), nullable=True),
+    sa.Column('escalation', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clock_policies'))
+    )
+    op.create_table('cluster_warnings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('category_code', sa.String(length=32), nullable=True),
+    sa.Column('area_code', sa.String(length=32), nullable=False),
+    sa.Column('member_numbers', sa.JSON(), nullable=False),
+    sa.Column('summary', sa.JSON(), nullable=False),
+    sa.Column('first_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('acknowledged_by', sa.String(length=64), nullable=True),
+    sa.Column('acknowledged_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cluster_warnings')),
+    sa.UniqueConstraint('key', name=op.f('uq_cluster_warnings_key'))
+    )
+    with op.batch_alter_table('cluster_warnings', schema=None) as batch_op:
+        batch_op.create_index('ix_cluster_warnings_state_last', ['state', 'last_at'], unique=False)
+
+    op.create_table('message_templates',
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('updated_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('kind', name=op.f('pk_message_templates'))
+    )
+    op.create_table('routing_rules',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('category_code', sa.String(length=32), nullable=True),
+    sa.Column('area_code', sa.String(length=32), nullable=True),
+    sa.Column('lead_unit', sa.String(length=32), nullable=False),
+    sa.Column('assist_units', sa.JSON(), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('note', sa.String(length=500), nullable=True),
+    sa.Column('updated_by', sa.String(length=64), nullable=False),
+    sa.Column('updated_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_routing_rules'))
+    )
+    with op.batch_alter_table('routing_rules', schema=None) as batch_op:
+        batch_op.create_index('ix_routing_rules_category_area', ['category_code', 'area_code'], unique=False)
+
     op.create_table('ticket_counters',
     sa.Column('day', sa.String(length=8), nullable=False),
     sa.Column('last', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('day', name=op.f('pk_ticket_counters'))
     )
+    op.create_table('triage_settings',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.JSON(), nullable=False),
+    sa.Column('updated_by', sa.String(length=64), nullable=False),
+    sa.Column('updated_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_triage_settings'))
+    )
+    op.create_table('clock_zone_areas',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('zone', sa.String(length=32), nullable=False),
+    sa.Column('area_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['area_id'], ['areas.id'], name=op.f('fk_clock_zone_areas_area_id_areas')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clock_zone_areas')),
+    sa.UniqueConstraint('area_id', name=op.f('uq_clock_zone_areas_area_id'))
+    )
+    op.create_table('kb_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('category_id', sa.Integer(), nullable=True),
+    sa.Column('department', sa.String(length=100), nullable=True),
+    sa.Column('keywords', sa.String(length=300), nullable=True),
+    sa.Column('public', sa.Boolean(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('tokens', sa.Text(), nullable=False),
+    sa.Column('created_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['category_id'], ['categories.id'], name=op.f('fk_kb_entries_category_id_categories')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_entries'))
+    )
+    with op.batch_alter_table('kb_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_kb_entries_category', ['category_id'], unique=False)
+
+    op.create_table('places',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('area_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('aliases', sa.JSON(), nullable=False),
+    sa.Column('lat', sa.Float(), nullable=True),
+    sa.Column('lon', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(['area_id'], ['areas.id'], name=op.f('fk_places_area_id_areas')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_places'))
+    )
+    with op.batch_alter_table('places', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_places_area_id'), ['area_id'], unique=False)
+
     op.create_table('units',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=32), nullable=False),
@@ -114,6 +225,26 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
+
+    op.create_table('duty_shifts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('person_name', sa.String(length=64), nullable=False),
+    sa.Column('phone', sa.String(length=32), nullable=True),
+    sa.Column('email', sa.String(length=200), nullable=True),
+    sa.Column('duty_role', sa.String(length=32), nullable=False),
+    sa.Column('tier', sa.Integer(), nullable=False),
+    sa.Column('commander', sa.Boolean(), nullable=False),
+    sa.Column('starts_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_duty_shifts_unit_id_units')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_duty_shifts_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_duty_shifts'))
+    )
+    with op.batch_alter_table('duty_shifts', schema=None) as batch_op:
+        batch_op.create_index('ix_duty_shifts_commander_starts', ['commander', 'starts_at'], unique=False)
+        batch_op.create_index('ix_duty_shifts_unit_starts', ['unit_id', 'starts_at'], unique=False)
 
     op.create_table('login_sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -215,6 +346,98 @@ def upgrade() -> None:
         batch_op.create_index('ix_assignments_unit_state_due', ['unit_id', 'state', 'resolve_due_at'], unique=False)
         batch_op.create_index('uq_assignments_active_unit', ['ticket_id', 'unit_id'], unique=True, sqlite_where=sa.text("state IN ('pending','signed','reported','close_requested')"), postgresql_where=sa.text("state IN ('pending','signed','reported','close_requested')"))
 
+    op.create_table('notifications',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('unit_id', sa.Integer(), nullable=True),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('source', sa.String(length=220), nullable=False),
+    sa.Column('created_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('read_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_notifications_ticket_id_tickets')),
+    sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_notifications_unit_id_units')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_unit_created', ['unit_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_notifications_user_created', ['user_id', 'created_at'], unique=False)
+
+    op.create_table('outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('message_id', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('recipient', sa.String(length=200), nullable=False),
+    sa.Column('mention', sa.JSON(), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('status', sa.String(length=8), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('locked_by', sa.String(length=64), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('sent_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_outbox_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+    sa.UniqueConstraint('message_id', name=op.f('uq_outbox_message_id'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_pending_next', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
+        batch_op.create_index('ix_outbox_ticket', ['ticket_id'], unique=False)
+
+    op.create_table('clock_deadlines',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('step', sa.String(length=24), nullable=False),
+    sa.Column('started_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('unit', sa.String(length=16), nullable=False),
+    sa.Column('warn_shares', sa.JSON(), nullable=False),
+    sa.Column('warn_at', sa.JSON(), nullable=False),
+    sa.Column('ladder', sa.JSON(), nullable=False),
+    sa.Column('policy_name', sa.String(length=200), nullable=False),
+    sa.Column('calendar_fallback', sa.Boolean(), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.Column('met_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['assignment_id'], ['assignments.id'], name=op.f('fk_clock_deadlines_assignment_id_assignments')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_clock_deadlines_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clock_deadlines')),
+    sa.UniqueConstraint('assignment_id', 'step', name='uq_clock_deadlines_assignment_step')
+    )
+    with op.batch_alter_table('clock_deadlines', schema=None) as batch_op:
+        batch_op.create_index('ix_clock_deadlines_ticket', ['ticket_id'], unique=False)
+
+    op.create_table('clock_timers',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('kind', sa.String(length=12), nullable=False),
+    sa.Column('step', sa.String(length=24), nullable=False),
+    sa.Column('due_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('fired_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_by', sa.String(length=64), nullable=True),
+    sa.Column('outcome', sa.String(length=12), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['assignment_id'], ['assignments.id'], name=op.f('fk_clock_timers_assignment_id_assignments')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_clock_timers_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clock_timers')),
+    sa.UniqueConstraint('key', name=op.f('uq_clock_timers_key'))
+    )
+    with op.batch_alter_table('clock_timers', schema=None) as batch_op:
+        batch_op.create_index('ix_clock_timers_assignment_step', ['assignment_id', 'step'], unique=False)
+        batch_op.create_index('ix_clock_timers_due_unfired', ['due_at'], unique=False, sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
+        batch_op.create_index('ix_clock_timers_ticket', ['ticket_id'], unique=False)
+
     op.create_table('extensions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -261,7 +484,27 @@ def upgrade() -> None:
     sa.UniqueConstraint('ticket_id', 'seq', name='uq_timeline_ticket_seq')
     )
     with op.batch_alter_table('timeline_events', schema=None) as batch_op:
+        batch_op.create_index('ix_timeline_action_at', ['action', 'at'], unique=False)
         batch_op.create_index('ix_timeline_at_action', ['at', 'action'], unique=False)
+
+    op.create_table('unit_failures',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('assignment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('step', sa.String(length=24), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('target', sa.String(length=32), nullable=False),
+    sa.Column('timer_key', sa.String(length=200), nullable=False),
+    sa.Column('at', minsheng.storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['assignment_id'], ['assignments.id'], name=op.f('fk_unit_failures_assignment_id_assignments')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_unit_failures_ticket_id_tickets')),
+    sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_unit_failures_unit_id_units')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_unit_failures')),
+    sa.UniqueConstraint('timer_key', name=op.f('uq_unit_failures_timer_key'))
+    )
+    with op.batch_alter_table('unit_failures', schema=None) as batch_op:
+        batch_op.create_index('ix_unit_failures_unit_at', ['unit_id', 'at'], unique=False)
 
     op.create_table('attachments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -292,8 +535,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_attachments_sha256'))
 
     op.drop_table('attachments')
+    with op.batch_alter_table('unit_failures', schema=None) as batch_op:
+        batch_op.drop_index('ix_unit_failures_unit_at')
+
+    op.drop_table('unit_failures')
     with op.batch_alter_table('timeline_events', schema=None) as batch_op:
         batch_op.drop_index('ix_timeline_at_action')
+        batch_op.drop_index('ix_timeline_action_at')
 
     op.drop_table('timeline_events')
     with op.batch_alter_table('extensions', schema=None) as batch_op:
@@ -301,6 +549,26 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_extensions_state'))
 
     op.drop_table('extensions')
+    with op.batch_alter_table('clock_timers', schema=None) as batch_op:
+        batch_op.drop_index('ix_clock_timers_ticket')
+        batch_op.drop_index('ix_clock_timers_due_unfired', sqlite_where=sa.text('fired_at IS NULL'), postgresql_where=sa.text('fired_at IS NULL'))
+        batch_op.drop_index('ix_clock_timers_assignment_step')
+
+    op.drop_table('clock_timers')
+    with op.batch_alter_table('clock_deadlines', schema=None) as batch_op:
+        batch_op.drop_index('ix_clock_deadlines_ticket')
+
+    op.drop_table('clock_deadlines')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_ticket')
+        batch_op.drop_index('ix_outbox_pending_next', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
+
+    op.drop_table('outbox')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user_created')
+        batch_op.drop_index('ix_notifications_unit_created')
+
+    op.drop_table('notifications')
     with op.batch_alter_table('assignments', schema=None) as batch_op:
         batch_op.drop_index('uq_assignments_active_unit', sqlite_where=sa.text("state IN ('pending','signed','reported','close_requested')"), postgresql_where=sa.text("state IN ('pending','signed','reported','close_requested')"))
         batch_op.drop_index('ix_assignments_unit_state_due')
@@ -324,6 +592,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_login_sessions_expires_at'))
 
     op.drop_table('login_sessions')
+    with op.batch_alter_table('duty_shifts', schema=None) as batch_op:
+        batch_op.drop_index('ix_duty_shifts_unit_starts')
+        batch_op.drop_index('ix_duty_shifts_commander_starts')
+
+    op.drop_table('duty_shifts')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
 
@@ -338,7 +611,28 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_units_area_id'))
 
     op.drop_table('units')
+    with op.batch_alter_table('places', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_places_area_id'))
+
+    op.drop_table('places')
+    with op.batch_alter_table('kb_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_kb_entries_category')
+
+    op.drop_table('kb_entries')
+    op.drop_table('clock_zone_areas')
+    op.drop_table('triage_settings')
     op.drop_table('ticket_counters')
+    with op.batch_alter_table('routing_rules', schema=None) as batch_op:
+        batch_op.drop_index('ix_routing_rules_category_area')
+
+    op.drop_table('routing_rules')
+    op.drop_table('message_templates')
+    with op.batch_alter_table('cluster_warnings', schema=None) as batch_op:
+        batch_op.drop_index('ix_cluster_warnings_state_last')
+
+    op.drop_table('cluster_warnings')
+    op.drop_table('clock_policies')
+    op.drop_table('clock_calendar_days')
     with op.batch_alter_table('categories', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_categories_path'))
         batch_op.drop_index(batch_op.f('ix_categories_parent_id'))
