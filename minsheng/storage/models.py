@@ -191,6 +191,7 @@ class Ticket(Base):
         Index("ix_tickets_area_created", "area_id", "created_at"),
         Index("ix_tickets_category_created", "category_id", "created_at"),
         Index("ix_tickets_lead_state", "lead_unit_id", "state"),
+        Index("ix_tickets_lead_created", "lead_unit_id", "created_at"),
         Index("ix_tickets_channel_created", "channel", "created_at"),
         Index("ix_tickets_phone", "citizen_phone"),
         Index("ix_tickets_repeat_of", "repeat_of_id"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 14:45:26.034917
+Create Date: 2026-11-21 14:56:35.999563
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import minsheng.storage.models
+
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -313,6 +314,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_tickets_channel_created', ['channel', 'created_at'], unique=False)
         batch_op.create_index('ix_tickets_channel_external', ['channel', 'external_id'], unique=False)
         batch_op.create_index('ix_tickets_created', ['created_at'], unique=False)
+        batch_op.create_index('ix_tickets_lead_created', ['lead_unit_id', 'created_at'], unique=False)
         batch_op.create_index('ix_tickets_lead_state', ['lead_unit_id', 'state'], unique=False)
         batch_op.create_index('ix_tickets_phone', ['citizen_phone'], unique=False)
         batch_op.create_index('ix_tickets_repeat_of', ['repeat_of_id'], unique=False)
@@ -580,6 +582,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_tickets_repeat_of')
         batch_op.drop_index('ix_tickets_phone')
         batch_op.drop_index('ix_tickets_lead_state')
+        batch_op.drop_index('ix_tickets_lead_created')
         batch_op.drop_index('ix_tickets_created')
         batch_op.drop_index('ix_tickets_channel_external')
         batch_op.drop_index('ix_tickets_channel_created')
