@@ -1,0 +1,1 @@
+"""The `minsheng` command line (Typer): database, server, demo city, imports, users, live simulation."""
