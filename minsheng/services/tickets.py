@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, Select, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from minsheng.domain import transitions as tx
 from minsheng.domain.numbering import format_ticket_number, hash_query_code, new_query_code, numbering_day
@@ -272,8 +272,9 @@ class TicketEngine:
     def _new_assignment(
         self, session: Session, t: Ticket, unit: Unit, role: AssignmentRole, now: datetime, first: bool
     ) -> Assignment:
+        # Through the relationship, so the ticket's collection holds it once whether or not it was loaded.
         a = Assignment(
-            ticket_id=t.id,
+            ticket=t,
             unit_id=unit.id,
             unit=unit,
             role=role.value,
@@ -283,7 +284,6 @@ class TicketEngine:
             first_receiver=first,
         )
         session.add(a)
-        t.assignments.append(a)
         session.flush()
         return a
 
@@ -305,7 +305,7 @@ class TicketEngine:
             raise NotFound(f"ticket {number if this_id is None else p.ticket} not found")
         # Lock both rows in id order so that two opposite links cannot deadlock.
         for tid in sorted((this_id, other_id)):
-            session.scalar(select(Ticket).where(Ticket.id == tid).with_for_update())
+            session.scalar(_locked(select(Ticket).where(Ticket.id == tid)))
         t = session.get_one(Ticket, this_id)
         target = session.get_one(Ticket, other_id)
         if target.state == TicketState.MERGED.value:
@@ -688,17 +688,14 @@ class TicketEngine:
         ticket_id = session.scalar(select(Assignment.ticket_id).where(Assignment.id == assignment_id))
         if ticket_id is None:
             raise NotFound(f"assignment {assignment_id} not found")
-        t = session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+        t = session.scalar(_locked(select(Ticket).where(Ticket.id == ticket_id)))
         assert t is not None
-        session.refresh(t, attribute_names=["assignments"])
         return t
 
     def _lock(self, session: Session, number: str) -> Ticket:
-        t = session.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
+        t = session.scalar(_locked(select(Ticket).where(Ticket.number == number)))
         if t is None:
             raise NotFound(f"ticket {number} not found")
-        # The lock may have waited for another transaction: reload what it changed.
-        session.refresh(t, attribute_names=["assignments"])
         return t
 
     @staticmethod
@@ -729,6 +726,19 @@ class TicketEngine:
             a.role != AssignmentRole.LEAD.value for a in mine
         ):
             raise PermissionDenied("only the lead unit may pause or resume a ticket")
+
+
+def _locked(q: Select[Ticket]) -> Select[Ticket]:
+    """Lock the ticket row and reload it and its assignments.
+
+    The lock may have waited for another transaction, and the session may already hold an older copy of the
+    row (read before the lock, e.g. for a permission check): without populate_existing that copy would win.
+    """
+    return (
+        q.with_for_update()
+        .options(selectinload(Ticket.assignments))
+        .execution_options(populate_existing=True)
+    )
 
 
 def _check_role(action: TicketAction, actor: Actor) -> None:

@@ -331,3 +331,25 @@ def test_redispatch_cancels_active_assignments(login: Callable[[str], TestClient
     assert states == {"ZJJ": "cancelled", "CGJ": "pending"}
     assert zjj.post(f"/api/v1/assignments/{a}/sign", json={}).status_code == 409
     assert zjj.get("/api/v1/inbox").json() == []
+
+
+def test_parallel_http_dispatch_one_wins(login: Callable[[str], TestClient]) -> None:
+    """Over HTTP the handler reads the ticket before the engine locks it: the lock must still see the winner."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    op = login("operator1")
+    clients = [login("dispatcher1"), login("dispatcher1")]
+    for _ in range(3):
+        number = _intake(op)["number"]
+        barrier = threading.Barrier(2)
+
+        def go(i: int, number: str = number, barrier: threading.Barrier = barrier) -> int:
+            barrier.wait()
+            r = clients[i].post(f"/api/v1/tickets/{number}/dispatch", json={"lead_unit": ["ZJJ", "CGJ"][i]})
+            return r.status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = sorted(pool.map(go, range(2)))
+        assert codes == [200, 409]
+        assert len(op.get(f"/api/v1/tickets/{number}").json()["assignments"]) == 1
