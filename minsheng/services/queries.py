@@ -187,7 +187,7 @@ def inbox(session: Session, who: Principal, *, limit: int = 50, offset: int = 0)
             Assignment.unit_id == who.unit_id,
             Assignment.state.in_([s.value for s in ACTIVE_ASSIGNMENT_STATES]),
         )
-        .order_by(due.is_(None), due, Assignment.created_at)
+        .order_by(due.asc().nulls_last(), Assignment.created_at)
         .limit(limit)
         .offset(offset)
     )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -225,8 +226,15 @@ class Assignment(Base):
 
     __table_args__ = (
         Index("ix_assignments_ticket", "ticket_id"),
-        # The unit inbox: what a unit still has to do, soonest deadline first.
-        Index("ix_assignments_unit_state_due", "unit_id", "state", "resolve_due_at"),
+        Index("ix_assignments_unit_state", "unit_id", "state"),
+        # The unit inbox: open assignments of one unit in deadline order, read straight off this index.
+        Index(
+            "ix_assignments_inbox",
+            "unit_id",
+            func.coalesce(text("resolve_due_at"), text("sign_due_at")),
+            postgresql_where=text("state IN ('pending','signed','reported','close_requested')"),
+            sqlite_where=text("state IN ('pending','signed','reported','close_requested')"),
+        ),
         Index(
             "uq_assignments_active_unit",
             "ticket_id",
