@@ -335,6 +335,18 @@ def ticket_view(
     return out
 
 
+def intake_view(session: Session, t: Ticket, *, full: bool) -> dict[str, Any]:
+    """The answer to an intake: the ticket's summary and triage, without the queries a full view needs."""
+    out = ticket_view(session, t, None, detail=False)
+    out["detail"] = t.detail
+    out["confidential"] = t.confidential
+    out["public_consent"] = t.public_consent
+    out["assignments"] = [assignment_view(a, TicketState(t.state)) for a in t.assignments]
+    if full:
+        out["triage"] = t.triage
+    return out
+
+
 def assignment_view(a: Assignment, ticket_state: TicketState) -> dict[str, Any]:
     return {
         "id": a.id,

@@ -90,15 +90,26 @@ class TicketEngine:
 
     # ------------------------------------------------------------------ intake
     def intake(
-        self, session: Session, actor: Actor, req: s.IntakeRequest, now: datetime
+        self,
+        session: Session,
+        actor: Actor,
+        req: s.IntakeRequest,
+        now: datetime,
+        *,
+        check_key: bool = True,
     ) -> tuple[Ticket, str | None, bool]:
-        """Register a request. Returns (ticket, query code or None when replayed, created)."""
+        """Register a request. Returns (ticket, query code or None when replayed, created).
+
+        With check_key=False a reused idempotency key is left to the unique constraint (an IntegrityError at
+        the ticket's insert, before any hook runs); `submit` then retries with the check.
+        """
         _check_role(TicketAction.INTAKE, actor)
         fingerprint = None
         if req.idempotency_key:
             fingerprint = hashlib.sha256(
                 json.dumps(req.fingerprint_fields(), sort_keys=True, ensure_ascii=False).encode()
             ).hexdigest()
+        if req.idempotency_key and check_key:
             existing = session.scalar(select(Ticket).where(Ticket.idempotency_key == req.idempotency_key))
             if existing is not None:
                 if existing.idempotency_hash != fingerprint:
@@ -139,6 +150,8 @@ class TicketEngine:
             reopen_count=0,
             return_count=0,
             event_count=0,
+            # Known empty: reading it later must not cost a query.
+            assignments=[],
         )
         session.add(ticket)
         session.flush()
@@ -809,7 +822,8 @@ def submit(
     for attempt in range(3):
         try:
             with db.write_sessions() as session, session.begin():
-                ticket, code, created = engine.intake(session, actor, req, now)
+                # A fresh key is the common case: skip the look-up and let the unique index catch a replay.
+                ticket, code, created = engine.intake(session, actor, req, now, check_key=attempt > 0)
                 out = render(session, ticket) if render else ticket.number
             return out, code, created
         except IntegrityError:

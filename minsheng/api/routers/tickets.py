@@ -35,7 +35,7 @@ def intake_ticket(state: AppState, actor: Actor, req: s.IntakeRequest, response:
         actor,
         req,
         state.clock.now(),
-        render=lambda session, t: queries.ticket_view(session, t, None, citizen=True),
+        render=lambda session, t: queries.intake_view(session, t, full=actor.role is not Role.CITIZEN),
     )
     response.status_code = 201 if created else 200
     out["created"] = created
