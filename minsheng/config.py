@@ -32,6 +32,13 @@ class Settings(BaseSettings):
             raise ValueError("MINSHENG_SECRET_KEY must be set in production")
         return self
 
+    @model_validator(mode="after")
+    def _models_in_data_dir(self) -> Settings:
+        # `minsheng demo seed` trains into <data_dir>/models: a server on the same data dir loads it unasked.
+        if self.model_dir is None and (self.data_dir / "models").is_dir():
+            self.model_dir = self.data_dir / "models"
+        return self
+
     @property
     def attachments_dir(self) -> Path:
         return self.data_dir / "attachments"

@@ -244,6 +244,7 @@ def serve(
         f"serving on http://{host}:{port} with {workers} worker(s), "
         f"database {shown_url(settings.database_url)}"
     )
+    print_welcome(settings, host, port)
     uvicorn.run(
         "minsheng.api.app:create_app",
         factory=True,
@@ -256,6 +257,39 @@ def serve(
     )
 
 
+def print_welcome(settings: Settings, host: str, port: int) -> None:
+    """The addresses to open and, on the demo city, its logins: what a newcomer needs after `make demo`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from minsheng.demo.seed import DEMO_PASSWORD, demo_logins
+
+    # A server listening on every interface is still reached from this machine through the loopback.
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+    base = f"http://{shown}:{port}"
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for what, path in (
+        ("console (staff login)", "/login"),
+        ("citizens' portal", "/"),
+        ("big screen", "/screen"),
+        ("API docs", "/docs"),
+    ):
+        table.add_row(what, base + path)
+    console.print(table)
+    try:
+        with open_db(settings) as db:
+            logins = demo_logins(db)
+    except SQLAlchemyError:
+        return  # no schema yet or unreachable: the server says so itself; the banner is no reason to stop
+    if logins:
+        console.print(logins_table(logins, DEMO_PASSWORD))
+    if settings.model_dir is None:
+        console.print(
+            "no triage model configured (MINSHENG_MODEL_DIR, or <data dir>/models from `minsheng demo seed`): "
+            "every ticket waits for a dispatcher",
+            highlight=False,
+        )
+
+
 # ----------------------------------------------------------------------------------------------------- demo
 @demo_app.command("seed")
 @guarded
@@ -265,19 +299,41 @@ def demo_seed(
     ] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed of the city and its history.")] = 2026,
     reset: Annotated[bool, typer.Option(help="Drop everything in the database first.")] = False,
+    if_empty: Annotated[
+        bool, typer.Option(help="Seed only an empty database; one with data is left as it is (exit 0).")
+    ] = False,
+    model: Annotated[
+        bool, typer.Option(help="Train the triage model on the history into <data dir>/models.")
+    ] = True,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Migrate, then fill the database with the demo city and a year of ticket history."""
+    """Migrate, then fill the database with the demo city, a year of ticket history and a trained model."""
     from minsheng.demo.seed import DEMO_PASSWORD, database_is_empty, reset_database, seed_demo
     from minsheng.storage.migrate import upgrade
 
+    if reset and if_empty:
+        raise BadInput("--reset replaces the data that --if-empty keeps: use one of them")
+    import logging
+
+    import jieba  # the knowledge base's tokenizer: its dictionary-loading chatter is no news in the summary
+
+    jieba.setLogLevel(logging.WARNING)
     settings = load_settings(database_url)
     if reset:
         with open_db(settings) as db:
             reset_database(db)
     upgrade(settings.database_url)
+    model_dir = settings.model_dir or settings.data_dir / "models"
     with open_db(settings) as db:
         if not database_is_empty(db):
+            if if_empty:
+                # `make demo` runs this before every start: a second run must leave the city and go on serving.
+                console.print(
+                    f"{shown_url(settings.database_url)} already holds data: not seeded (--reset replaces it)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                return
             fail(
                 f"{shown_url(settings.database_url)} already holds data; "
                 "use --reset to replace it with the demo",
@@ -291,12 +347,45 @@ def demo_seed(
                     tasks[stage] = bar.add_task(stage, total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
-            report = seed_demo(db, n_tickets=tickets, seed=seed, now=utcnow(), progress=on_progress)
+            report = seed_demo(
+                db,
+                n_tickets=tickets,
+                seed=seed,
+                now=utcnow(),
+                progress=on_progress,
+                model_dir=model_dir if model else None,
+            )
+    stages = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.stage_seconds.items())
     console.print(
         f"[green]✓[/] seeded {report.areas} areas, {report.units} units, {report.categories} categories, "
         f"{report.users} users and {report.tickets} tickets ({report.events} timeline events) "
-        f"in {report.seconds:.1f} s"
+        f"in {report.seconds:.1f} s ({stages})"
     )
+    console.print(
+        f"  {report.places} named places, {report.routes} routing rules, "
+        f"{report.kb_entries} knowledge-base entries; "
+        f"{report.deadlines} deadlines and {report.timers} timers for the open tickets"
+    )
+    if report.model is not None:
+        metrics = report.model.get("metrics") or {}
+
+        def pct(key: str) -> str:
+            value = metrics.get(key)
+            return f"{value:.1%}" if isinstance(value, int | float) else "?"
+
+        threshold = report.model.get("threshold")
+        shown_threshold = f"{threshold:.2f}" if isinstance(threshold, int | float) else "?"
+        console.print(
+            f"  triage model (level {report.model.get('level')}, {report.model.get('classes')} categories, "
+            f"{report.model.get('tickets')} tickets, {report.model.get('train_seconds')} s): "
+            f"accuracy {pct('accuracy')}, macro-F1 {pct('macro_f1')}; auto-dispatch at confidence ≥ "
+            f"{shown_threshold}: coverage {pct('auto_coverage')}, precision {pct('auto_precision')} "
+            "(out-of-fold)",
+            highlight=False,
+        )
+        console.print(f"  model saved in {report.model_path}", highlight=False)
+    elif report.model_error:
+        console.print(f"  no triage model: {report.model_error}", highlight=False)
     console.print(logins_table(report.logins, DEMO_PASSWORD))
 
 

@@ -1296,19 +1296,29 @@ def _eq(column: Any, value: Any) -> Any:
     return column.is_(None) if value is None else column == value
 
 
+# Read-only members, so that frozen dataclasses (the demo city's specs) match.
 class RouteLike(Protocol):
-    category_code: str
-    area_code: str | None
-    lead_unit_code: str
-    assist_unit_codes: tuple[str, ...]
+    @property
+    def category_code(self) -> str: ...
+    @property
+    def area_code(self) -> str | None: ...
+    @property
+    def lead_unit_code(self) -> str: ...
+    @property
+    def assist_unit_codes(self) -> tuple[str, ...]: ...
 
 
 class PlaceLike(Protocol):
-    name: str
-    kind: str
-    aliases: tuple[str, ...]
-    lat: float
-    lon: float
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
 
 
 def store_routes(session: Session, routes: Iterable[RouteLike], now: datetime, by: str = "demo") -> int:
@@ -1526,9 +1536,10 @@ def train_from_db(
     *,
     now: datetime | None = None,
     min_examples: int = 20,
+    limit: int | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Train the classifier on the database's closed tickets and save it into ``out_dir``.
+    """Train the classifier on the database's closed tickets (at most ``limit``) and save it into ``out_dir``.
 
     Returns the training record (also written to ``out_dir/training.json``). Raises Invalid when there are
     fewer than ``min_examples`` usable tickets or fewer than two categories.
@@ -1536,7 +1547,7 @@ def train_from_db(
     from minsheng.triage import classifier as clf
 
     with db.read_sessions() as session:
-        texts, labels = training_data(session, level)
+        texts, labels = training_data(session, level, limit=limit)
     if len(texts) < min_examples or len(set(labels)) < 2:
         raise Invalid(
             f"not enough closed, categorised tickets to train on: {len(texts)} tickets in "

@@ -22,6 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Models and attachments of these runs go to a throw-away data dir, not the checkout's var/."""
+    path = tmp_path / "var"
+    monkeypatch.setenv("MINSHENG_DATA_DIR", str(path))
+    monkeypatch.delenv("MINSHENG_MODEL_DIR", raising=False)
+    return path
+
+
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.db'}"
@@ -141,6 +150,40 @@ def test_demo_seed_refuses_a_filled_database_unless_reset(url: str, database: Da
     assert result.exit_code == 0, result.output
     assert count(database, Ticket) == 15
     assert count(database, TimelineEvent) > events_before + 5  # intake and more
+
+
+def test_demo_seed_if_empty_leaves_a_filled_database(url: str, database: Database, data_dir: Path) -> None:
+    # What `make demo` runs before every start: the first run seeds (and trains the model into the data dir) …
+    result = invoke("demo", "seed", "--tickets", "60", "--seed", "3", "--if-empty", url=url)
+    assert result.exit_code == 0, result.output
+    assert count(database, Ticket) == 60
+    assert "knowledge-base entries" in result.output and "deadlines" in result.output
+    assert "no triage model" in result.output  # 60 tickets teach nothing; seeding goes on without
+    # … the second leaves the city as it is, says so in one line and lets the server start.
+    result = invoke("demo", "seed", "--tickets", "10", "--if-empty", url=url)
+    assert result.exit_code == 0, result.output
+    assert "already holds data" in result.output and len(result.output.strip().splitlines()) == 1
+    assert count(database, Ticket) == 60
+
+    result = invoke("demo", "seed", "--if-empty", "--reset", url=url)
+    assert result.exit_code == 2 and "--reset" in result.output
+
+
+def test_serve_banner_shows_addresses_and_demo_logins(
+    url: str, database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from minsheng.cli.main import load_settings, print_welcome
+
+    invoke("db", "upgrade", url=url)
+    print_welcome(load_settings(url), "0.0.0.0", 8123)
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8123/login" in out and "http://127.0.0.1:8123/screen" in out
+    assert "/docs" in out and DEMO_PASSWORD not in out  # not the demo city: no logins
+
+    assert invoke("demo", "seed", "--tickets", "5", "--no-model", url=url).exit_code == 0
+    print_welcome(load_settings(url), "127.0.0.1", 8123)
+    out = capsys.readouterr().out
+    assert DEMO_PASSWORD in out and "operator1" in out and "dispatcher1" in out
 
 
 def test_simulate_needs_the_demo_city(url: str) -> None:
