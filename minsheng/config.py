@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     session_hours: float = 12.0
     max_attachment_bytes: int = 10 * 1024 * 1024
     pool_size: int = 10
+    request_threads: int = Field(8, ge=1, le=200, description="threads serving sync request handlers")
     cookie_secure: bool = False
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -93,6 +94,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Few threads: sync handlers share one GIL, and with dozens of threads a handler holding the
+        # database's write lock gets a dozenth of the CPU, so every writer queues behind it.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         yield
         for stop in app.state.on_shutdown:
             stop()

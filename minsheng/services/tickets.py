@@ -78,6 +78,9 @@ class TriageDecision:
 
 
 TriageHook = Callable[[Session, Ticket, s.IntakeRequest], TriageDecision | None]
+TriagePrepare = Callable[[s.IntakeRequest, datetime], Any]
+# session.info key under which `submit` hands the hook (request, analysis made before the transaction).
+PREPARED_KEY = "triage_prepared"
 
 
 class TicketEngine:
@@ -86,6 +89,9 @@ class TicketEngine:
     def __init__(self) -> None:
         self.subscribers: list[Subscriber] = []
         self.triage: TriageHook | None = None
+        # Analysis that needs no database runs before the intake transaction: on SQLite every writer waits
+        # for the one holding the lock, so work done outside it is work that does not queue.
+        self.triage_prepare: TriagePrepare | None = None
         self._known_sequences: set[str] = set()
 
     # ------------------------------------------------------------------ intake
@@ -819,9 +825,12 @@ def submit(
     Returns (ticket number — or what `render` made of the ticket inside the transaction —, query code or None
     when replayed, created).
     """
+    prepared = engine.triage_prepare(req, now) if engine.triage_prepare else None
     for attempt in range(3):
         try:
             with db.write_sessions() as session, session.begin():
+                if prepared is not None:
+                    session.info[PREPARED_KEY] = (req, prepared)
                 # A fresh key is the common case: skip the look-up and let the unique index catch a replay.
                 ticket, code, created = engine.intake(session, actor, req, now, check_key=attempt > 0)
                 out = render(session, ticket) if render else ticket.number

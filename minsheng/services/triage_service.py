@@ -36,7 +36,7 @@ from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import TicketState, UnitKind
 from minsheng.services import schemas as s
 from minsheng.services.errors import Conflict, Invalid, NotFound
-from minsheng.services.tickets import TicketEngine, TriageDecision
+from minsheng.services.tickets import PREPARED_KEY, TicketEngine, TriageDecision
 from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Category, Ticket, TimelineEvent, Unit, User
 from minsheng.storage.triage_tables import ClusterWarningRow, Place, RoutingRuleRow, TriageSetting
@@ -853,13 +853,10 @@ class TriageRuntime:
             org=org,
         )
 
-    # ----------------------------------------------------------------------------------------------- hook
-    def hook(self, session: Session, ticket: Ticket, req: s.IntakeRequest) -> TriageDecision | None:
-        """The engine's triage hook, inside the intake transaction."""
-        now = ticket.created_at
+    def prepare(self, req: s.IntakeRequest, now: datetime) -> Analysis | None:
+        """The analysis of a request before its intake transaction opens (see `TicketEngine.triage_prepare`)."""
         try:
-            self.refresh_if_stale(session)
-            a = self.analyse(
+            return self.analyse(
                 title=req.title,
                 detail=req.detail,
                 address=req.address,
@@ -869,6 +866,32 @@ class TriageRuntime:
                 area_code=req.area_code,
                 at=now,
                 auto_dispatch=self.settings.auto_dispatch,
+            )
+        except Exception:
+            log.exception("triage preparation failed; the hook will analyse inside the transaction")
+            return None
+
+    # ----------------------------------------------------------------------------------------------- hook
+    def hook(self, session: Session, ticket: Ticket, req: s.IntakeRequest) -> TriageDecision | None:
+        """The engine's triage hook, inside the intake transaction."""
+        now = ticket.created_at
+        try:
+            self.refresh_if_stale(session)
+            prepared = session.info.pop(PREPARED_KEY, None)
+            a = (
+                prepared[1]
+                if prepared is not None and prepared[0] is req and prepared[1] is not None
+                else self.analyse(
+                    title=req.title,
+                    detail=req.detail,
+                    address=req.address,
+                    lat=req.lat,
+                    lon=req.lon,
+                    category_code=req.category_code,
+                    area_code=req.area_code,
+                    at=now,
+                    auto_dispatch=self.settings.auto_dispatch,
+                )
             )
         except Exception as e:
             # Triage is advice: if it breaks, the ticket is still taken and waits for a dispatcher.
@@ -1630,6 +1653,7 @@ def install(app: FastAPI, state: AppState) -> None:
     """Build the runtime, plug it into the engine and mount the triage API (called from services.wiring)."""
     runtime = TriageRuntime(state.db, state.settings, state.engine, state.clock).start()
     state.engine.triage = runtime.hook
+    state.engine.triage_prepare = runtime.prepare
     # AppState belongs to the API layer; the runtime rides along on it so that handlers reach it by the state.
     state.__dict__["triage"] = runtime
 
