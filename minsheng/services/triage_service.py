@@ -853,20 +853,23 @@ class TriageRuntime:
             org=org,
         )
 
+    def analyse_request(self, req: s.IntakeRequest, now: datetime) -> Analysis:
+        return self.analyse(
+            title=req.title,
+            detail=req.detail,
+            address=req.address,
+            lat=req.lat,
+            lon=req.lon,
+            category_code=req.category_code,
+            area_code=req.area_code,
+            at=now,
+            auto_dispatch=self.settings.auto_dispatch,
+        )
+
     def prepare(self, req: s.IntakeRequest, now: datetime) -> Analysis | None:
         """The analysis of a request before its intake transaction opens (see `TicketEngine.triage_prepare`)."""
         try:
-            return self.analyse(
-                title=req.title,
-                detail=req.detail,
-                address=req.address,
-                lat=req.lat,
-                lon=req.lon,
-                category_code=req.category_code,
-                area_code=req.area_code,
-                at=now,
-                auto_dispatch=self.settings.auto_dispatch,
-            )
+            return self.analyse_request(req, now)
         except Exception:
             log.exception("triage preparation failed; the hook will analyse inside the transaction")
             return None
@@ -881,17 +884,7 @@ class TriageRuntime:
             a = (
                 prepared[1]
                 if prepared is not None and prepared[0] is req and prepared[1] is not None
-                else self.analyse(
-                    title=req.title,
-                    detail=req.detail,
-                    address=req.address,
-                    lat=req.lat,
-                    lon=req.lon,
-                    category_code=req.category_code,
-                    area_code=req.area_code,
-                    at=now,
-                    auto_dispatch=self.settings.auto_dispatch,
-                )
+                else self.analyse_request(req, now)
             )
         except Exception as e:
             # Triage is advice: if it breaks, the ticket is still taken and waits for a dispatcher.
