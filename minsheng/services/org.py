@@ -22,6 +22,16 @@ from minsheng.services.errors import Conflict, Invalid, NotFound
 from minsheng.storage.models import Area, Category, Unit, User
 
 
+def _parent(session: Session, model: Any, code: str | None, what: str) -> Any:
+    """The parent row named by code (None for a root), or NotFound."""
+    if not code:
+        return None
+    parent = session.scalar(select(model).where(model.code == code))
+    if parent is None:
+        raise NotFound(f"parent {what} {code} not found")
+    return parent
+
+
 def add_area(
     session: Session,
     code: str,
@@ -36,11 +46,7 @@ def add_area(
     AreaLevel(level)
     if session.scalar(select(Area.id).where(Area.code == code)) is not None:
         raise Conflict(f"area {code} exists")
-    parent = None
-    if parent_code:
-        parent = session.scalar(select(Area).where(Area.code == parent_code))
-        if parent is None:
-            raise NotFound(f"parent area {parent_code} not found")
+    parent = _parent(session, Area, parent_code, "area")
     area = Area(
         code=code,
         name=name,
@@ -60,13 +66,9 @@ def add_area(
 def add_category(session: Session, code: str, name: str, parent_code: str | None = None) -> Category:
     if session.scalar(select(Category.id).where(Category.code == code)) is not None:
         raise Conflict(f"category {code} exists")
-    parent = None
-    if parent_code:
-        parent = session.scalar(select(Category).where(Category.code == parent_code))
-        if parent is None:
-            raise NotFound(f"parent category {parent_code} not found")
-        if parent.level >= 3:
-            raise Invalid("the category tree has three levels")
+    parent = _parent(session, Category, parent_code, "category")
+    if parent is not None and parent.level >= 3:
+        raise Invalid("the category tree has three levels")
     cat = Category(
         code=code,
         name=name,
@@ -96,9 +98,7 @@ def add_unit(
         raise Invalid("duty tier must be 1, 2 or 3")
     if session.scalar(select(Unit.id).where(Unit.code == code)) is not None:
         raise Conflict(f"unit {code} exists")
-    parent = session.scalar(select(Unit).where(Unit.code == parent_code)) if parent_code else None
-    if parent_code and parent is None:
-        raise NotFound(f"parent unit {parent_code} not found")
+    parent = _parent(session, Unit, parent_code, "unit")
     area = session.scalar(select(Area).where(Area.code == area_code)) if area_code else None
     if area_code and area is None:
         raise NotFound(f"area {area_code} not found")
@@ -225,11 +225,7 @@ def upsert_area(
     area = session.scalar(select(Area).where(Area.code == code))
     if area is None:
         return add_area(session, code, name, lvl.value, parent_code, aliases, polygon, lat, lon), "created"
-    parent = None
-    if parent_code:
-        parent = session.scalar(select(Area).where(Area.code == parent_code))
-        if parent is None:
-            raise NotFound(f"parent area {parent_code} not found")
+    parent = _parent(session, Area, parent_code, "area")
     old_path = area.path
     new_path = _new_path(parent, code, old_path, "area")
     changed = _set_fields(
@@ -260,11 +256,7 @@ def upsert_category(
     cat = session.scalar(select(Category).where(Category.code == code))
     if cat is None:
         return add_category(session, code, name, parent_code), "created"
-    parent = None
-    if parent_code:
-        parent = session.scalar(select(Category).where(Category.code == parent_code))
-        if parent is None:
-            raise NotFound(f"parent category {parent_code} not found")
+    parent = _parent(session, Category, parent_code, "category")
     old_path = cat.path
     new_path = _new_path(parent, code, old_path, "category")
     subtree = (
@@ -309,9 +301,7 @@ def upsert_unit(
         ), "created"
     if duty_tier not in (1, 2, 3):
         raise Invalid("duty tier must be 1, 2 or 3")
-    parent = session.scalar(select(Unit).where(Unit.code == parent_code)) if parent_code else None
-    if parent_code and parent is None:
-        raise NotFound(f"parent unit {parent_code} not found")
+    parent = _parent(session, Unit, parent_code, "unit")
     # Units have no materialised path: walk up from the new parent to find a cycle.
     seen = parent
     while seen is not None:
