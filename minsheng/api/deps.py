@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from minsheng.config import Settings
@@ -34,6 +34,18 @@ class AppState:
     engine: TicketEngine
     # Bearer tokens are looked up once per TOKEN_CACHE_SECONDS: a revoked token stops working within that time.
     token_cache: dict[str, tuple[float, auth.Principal]] = field(default_factory=dict)
+
+
+def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    """The login cookie, shared by the JSON login and the login page."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=int(settings.session_hours * 3600),
+    )
 
 
 def get_state(request: Request) -> AppState:

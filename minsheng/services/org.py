@@ -7,6 +7,7 @@ did, for the importers and the admin pages.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +31,25 @@ def _parent(session: Session, model: Any, code: str | None, what: str) -> Any:
     if parent is None:
         raise NotFound(f"parent {what} {code} not found")
     return parent
+
+
+def dispatchable_units(session: Session, lead: str, assists: Sequence[str]) -> tuple[Unit, list[Unit]]:
+    """The lead and assisting units of a dispatch or a routing rule: known, active, and not external systems."""
+    codes = [lead, *assists]
+    units = {u.code: u for u in session.scalars(select(Unit).where(Unit.code.in_(codes)))}
+    missing = [c for c in codes if c not in units]
+    if missing:
+        raise NotFound(f"unknown unit(s): {', '.join(missing)}", units=missing)
+    for u in units.values():
+        field = "lead_unit" if u.code == lead else "assist_units"
+        if not u.active:
+            raise Invalid(f"unit {u.code} is inactive", field=field)
+        if u.kind == UnitKind.EXTERNAL.value:
+            raise Invalid(
+                f"unit {u.code} is an external system: tickets are transferred to it, not dispatched",
+                field=field,
+            )
+    return units[lead], [units[c] for c in assists]
 
 
 def add_area(

@@ -31,12 +31,12 @@ from minsheng.domain.states import (
     Kind,
     Rating,
     TicketState,
-    UnitKind,
     Urgency,
 )
 from minsheng.domain.transitions import AssignmentAction, TicketAction
 from minsheng.services import schemas as s
 from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied
+from minsheng.services.org import dispatchable_units
 from minsheng.storage.db import Database
 from minsheng.storage.models import (
     Area,
@@ -276,17 +276,7 @@ class TicketEngine:
         return t
 
     def _dispatch_units(self, session: Session, p: s.Dispatch) -> tuple[Unit, list[Unit]]:
-        codes = [p.lead_unit, *p.assist_units]
-        units = {u.code: u for u in session.scalars(select(Unit).where(Unit.code.in_(codes)))}
-        missing = [c for c in codes if c not in units]
-        if missing:
-            raise NotFound(f"unknown unit(s): {', '.join(missing)}", units=missing)
-        for u in units.values():
-            if not u.active:
-                raise Invalid(f"unit {u.code} is inactive")
-            if u.kind == UnitKind.EXTERNAL.value:
-                raise Invalid(f"unit {u.code} is an external system: use transfer instead of dispatch")
-        return units[p.lead_unit], [units[c] for c in p.assist_units]
+        return dispatchable_units(session, p.lead_unit, p.assist_units)
 
     def _new_assignment(
         self, session: Session, t: Ticket, unit: Unit, role: AssignmentRole, now: datetime, first: bool

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import TicketState, UnitKind
+from minsheng.services import org
 from minsheng.services import schemas as s
 from minsheng.services.errors import Conflict, Invalid, NotFound
 from minsheng.services.tickets import PREPARED_KEY, TicketEngine, TriageDecision
@@ -1129,21 +1130,7 @@ def _check_rule(session: Session, body: RuleIn) -> None:
         raise Invalid("the lead unit cannot also assist", field="assist_units")
     if len(set(body.assist_units)) != len(body.assist_units):
         raise Invalid("assist units must be distinct", field="assist_units")
-    codes = [body.lead_unit, *body.assist_units]
-    units = {u.code: u for u in session.scalars(select(Unit).where(Unit.code.in_(codes)))}
-    missing = [c for c in codes if c not in units]
-    if missing:
-        raise NotFound(f"unknown unit(s): {', '.join(missing)}", units=missing)
-    for u in units.values():
-        if not u.active:
-            raise Invalid(
-                f"unit {u.code} is inactive",
-                field="lead_unit" if u.code == body.lead_unit else "assist_units",
-            )
-        if u.kind == UnitKind.EXTERNAL.value:
-            raise Invalid(
-                f"unit {u.code} is an external system: tickets are transferred to it, not dispatched"
-            )
+    org.dispatchable_units(session, body.lead_unit, body.assist_units)
 
 
 def rule_json(row: RoutingRuleRow) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from minsheng.api.deps import SESSION_COOKIE
+from minsheng.api.deps import SESSION_COOKIE, set_session_cookie
 from minsheng.services import auth
 from minsheng.services.errors import Unauthenticated
 from minsheng.web import core
@@ -46,14 +46,7 @@ def login_submit(request: Request, state: StateDep, form: FormDep, user: MaybeUs
         )
     target = core.safe_next(form.get("next"), core.HOME.get(principal.role, "/tickets"))
     resp = RedirectResponse(target, status_code=303)
-    resp.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=state.settings.cookie_secure,
-        max_age=int(state.settings.session_hours * 3600),
-    )
+    set_session_cookie(resp, token, state.settings)
     return resp
 
 

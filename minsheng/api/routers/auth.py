@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from minsheng.api.deps import SESSION_COOKIE, CurrentUser, StateDep, WriteSession
+from minsheng.api.deps import SESSION_COOKIE, CurrentUser, StateDep, WriteSession, set_session_cookie
 from minsheng.services import auth
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -36,14 +36,7 @@ def login(state: StateDep, session: WriteSession, body: LoginBody, response: Res
     token, principal = auth.login(
         session, body.username, body.password, state.clock.now(), state.settings.session_hours
     )
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=state.settings.cookie_secure,
-        max_age=int(state.settings.session_hours * 3600),
-    )
+    set_session_cookie(response, token, state.settings)
     return principal_json(principal)
 
 
