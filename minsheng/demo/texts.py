@@ -26,6 +26,7 @@ __all__ = [
     "Citizen",
     "RequestText",
     "build_address",
+    "detail_jurisdiction_test_set",
     "fake_id_number",
     "fake_mobile",
     "fake_name",
@@ -1196,4 +1197,102 @@ def jurisdiction_test_set(
         if rng.random() < 0.15:
             text = rng.choice(["在", "位于", "就在", ""]) + text + rng.choice(["这边", "一带", "", "那里"])
         out.append((text, expected, lat, lon))
+    return out
+
+
+# Spoken ways of putting a place into a request: "{at}" is the place as build_address writes it (full chain,
+# street + place, the place alone, …), "{issue}" the problem.
+_SPOKEN_AT = (
+    "{at}{issue}，{dur}了。{ask}",
+    "我住在{at}，{issue}，{ask}",
+    "你好，我是{at}的居民，{issue}，{dur}了没人管。{ask}",
+    "{who}反映{at}这边{issue}。{ask}",
+    "{when}{at}{issue}，{ask}",
+    "就在{at}，{issue}，希望尽快处理。",
+)
+# The same requests without a place: generic location words only (小区, 街道, 路灯 …), which must not resolve.
+_SPOKEN_NOWHERE = (
+    "我们小区{issue}，{dur}了。{ask}",
+    "{when}楼下{issue}，{ask}",
+    "家门口{issue}，找了街道和社区都说不归他们管。{ask}",
+    "{who}反映{issue}，路灯也一直不亮。{ask}",
+    "单位附近的路口{issue}，{dur}了。{ask}",
+    "{issue}，{ask}",
+    "你好，小区物业说这事要找街道办，{issue}，{ask}",
+)
+
+# Everyday phrases whose words are also the bare names of many communities and streets (光明, 胜利, 团结, 和平,
+# 人民 …): in free text they must be read as words, not as places.
+_LOOKALIKE_FILLERS = (
+    "这关系到人民群众的切身利益。",
+    "大家都希望邻里之间和平共处。",
+    "街坊邻居都很团结，一起来反映。",
+    "希望生活越来越幸福。",
+    "新华书店门口也是这个情况。",
+    "光明正大地占道，没人管。",
+    "坚持到问题解决就是胜利。",
+    "希望建设部门也关注一下。",
+    "盼着早日解放出来，过上太平日子。",
+    "老人在向阳的地方晒太阳都不行。",
+    "孩子在育才培训班上课也受影响。",
+)
+
+
+def detail_jurisdiction_test_set(
+    city: DemoCity, n: int, seed: int = 7, share_nowhere: float = 0.25
+) -> list[tuple[str, str, str | None]]:
+    """``n`` (title, detail, expected_area_code) cases where only the request's own words say where.
+
+    The place is told the way callers tell it: as an address inside a sentence (any completeness of
+    :func:`build_address`), a named place, a street alias with a community alias ("五里马鞍那边"), or a
+    community named in the title. ``expected_area_code`` is the deepest area the words determine. About
+    ``share_nowhere`` of the cases name no place at all (only 小区, 街道, 路灯 …) and expect None: they measure
+    false positives. About 30% of all cases end with an everyday phrase whose words are also bare area names
+    (人民群众, 和平共处, 团结 …), as real requests do. Separate from :func:`generate_request`, whose output the seeded demo depends on.
+    """
+    rng = random.Random(seed)
+    out: list[tuple[str, str, str | None]] = []
+    grids = city.grid_codes
+    leaves = list(ISSUES)
+    for _ in range(n):
+        leaf = rng.choice(leaves)
+        issue = rng.choice(ISSUES[leaf])
+        fill = {
+            "issue": issue,
+            "dur": rng.choice(_DUR),
+            "when": rng.choice(_WHEN),
+            "who": rng.choice(_WHO),
+            "ask": rng.choice(_ASK[rng.choice(["polite", "neutral", "urgent"])]),
+        }
+        title = rng.choice([f"{leaf}问题", f"反映{leaf}", f"关于{leaf}的诉求", leaf])
+        filler = rng.choice(_LOOKALIKE_FILLERS) if rng.random() < 0.3 else ""
+        if rng.random() < share_nowhere:
+            out.append((title, rng.choice(_SPOKEN_NOWHERE).format(**fill) + filler, None))
+            continue
+        place: PlaceSpec | None
+        if rng.random() < 0.7:
+            chosen = rng.choice(city.places)
+            place, grid = chosen, chosen.grid_code
+        else:
+            place = None
+            grid = rng.choice(grids)
+        community = city.area_by_code[grid[:12]]
+        street = city.area_by_code[grid[:9]]
+        style = rng.random()
+        if style < 0.7:
+            at, expected = build_address(rng, city, grid, place)
+        elif style < 0.8 and street.aliases and community.aliases:
+            # Two bare names that only together say where: the weakest evidence accepted.
+            at, expected = f"{street.aliases[0]}{community.aliases[0]}", community.code
+            at += rng.choice(["那边", "这块", "一带", ""])
+        elif style < 0.9 or place is None:
+            at, expected = rng.choice(["", street.name]) + community.name, community.code
+        else:
+            at, expected = place.name, place.grid_code
+        detail = rng.choice(_SPOKEN_AT).format(at=at, **fill)
+        if rng.random() < 0.1:
+            # Operators often put the caller's community in the title and leave the detail bare.
+            title, detail = f"{community.name}居民反映{leaf}", rng.choice(_SPOKEN_NOWHERE).format(**fill)
+            expected = community.code
+        out.append((title, detail + filler, expected))
     return out

@@ -736,9 +736,12 @@ class TriageRuntime:
 
         jres: JurisdictionResult | None = None
         jerr: str | None = None
-        if org.jurisdiction is not None and (address or lat is not None):
+        # Callers often say where only in their own words ("幸福路街道阳光社区门口…"): title and detail are read
+        # too, one per line, but they may only fill a gap or refine the address or point, never overrule them.
+        words = "\n".join(x for x in (request_text(title, None), request_text(None, detail)) if x)
+        if org.jurisdiction is not None and (address or lat is not None or words):
             try:
-                jres = org.jurisdiction.resolve(address, lat, lon)
+                jres = org.jurisdiction.resolve(address, lat, lon, detail_text=words)
             except ValueError as e:
                 jerr = str(e)
         if area_code:

@@ -270,3 +270,161 @@ def test_facade_rejects_half_a_point(jurisdiction: Jurisdiction) -> None:
     with pytest.raises(ValueError):
         jurisdiction.resolve("幸福家园", lat=39.5)
     assert jurisdiction.resolve() is None
+
+
+# -- the request's own words (title and detail) ------
+
+
+def test_detail_naming_a_place_resolves_with_lower_confidence(gazetteer: Gazetteer) -> None:
+    r = gazetteer.resolve_detail("锦绣花园3号楼门口的垃圾好几天没人清运")
+    assert r is not None
+    assert (r.area_code, r.place_id, r.method) == ("K1", "P1", "detail_text")
+    address = gazetteer.resolve_text("锦绣花园3号楼")
+    assert address is not None
+    assert 0.5 <= r.confidence < address.confidence
+    assert not r.ambiguous
+    assert r.explanation.startswith("诉求内容提及“锦绣花园”")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("市民来电：海淀区城关镇翠湖社区门口的井盖丢了", "K3"),  # the full chain inside a sentence
+        ("我住在城关乡翠湖那边，路灯坏了", "K3"),  # a bare stem right after a suffixed name
+        ("海淀那边阳光社区门口垃圾没人清", "K2"),  # a district alias settles a shared community name
+        ("第二实验小学门口接送孩子的车堵死了", "K4"),  # a place alias
+        ("海淀青松那边的路灯一直不亮", "K4"),  # two bare names on one chain
+        ("我们朝阳区幸福路街道办一直不处理", "S1"),
+    ],
+)
+def test_detail_hits(gazetteer: Gazetteer, text: str, expected: str) -> None:
+    r = gazetteer.resolve_detail(text)
+    assert r is not None, text
+    assert r.area_code == expected
+    assert r.method == "detail_text"
+    assert r.confidence >= 0.5 and not r.ambiguous
+
+
+def test_two_bare_names_weigh_less_than_a_suffixed_one(gazetteer: Gazetteer) -> None:
+    weak = gazetteer.resolve_detail("海淀青松那边的路灯一直不亮")
+    strong = gazetteer.resolve_detail("海淀区青松社区的路灯一直不亮")
+    assert weak is not None and strong is not None
+    assert weak.area_code == strong.area_code == "K4"
+    assert weak.confidence < strong.confidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "路灯坏了好几天了",
+        "小区门口的垃圾没人清运",
+        "找了街道和社区都说不归他们管",
+        "我们小区的街道很脏，路灯也不亮",
+        "你好，小区物业说这事要找街道办",
+        "今天阳光很好，可是楼下噪音太大",  # 阳光: the bare name of two communities
+        "海淀的路灯坏了",  # one bare alias alone
+        "幸福路小区3号楼门口的垃圾好几天没人清运",  # a road's name is not its street
+        "民声市民政局的电话打不通",  # naming only the city says nothing
+        "阳光社区门口垃圾没人清",  # a name two districts share, nothing to settle it
+    ],
+)
+def test_no_false_hits_on_generic_words(gazetteer: Gazetteer, text: str) -> None:
+    r = gazetteer.resolve_detail(text)
+    assert r is None or r.confidence < 0.5, r
+
+
+def test_line_break_separates_title_from_detail(gazetteer: Gazetteer) -> None:
+    assert gazetteer.resolve_detail("青松社区门口积水") is not None
+    # "青松" ends the title and "社区" starts the detail: no name is read across the break.
+    assert gazetteer.resolve_detail("关于青松\n社区门口积水") is None
+
+
+def test_bare_word_does_not_deepen_a_suffixed_name(gazetteer: Gazetteer) -> None:
+    r = gazetteer.resolve_detail("海淀区的路灯坏了，不过今天阳光很好")
+    assert r is not None
+    assert r.area_code == "D2"  # not 阳光社区 (K2), which merely lies in 海淀区
+    assert "未采用“阳光”" in r.explanation
+
+
+def test_two_firm_places_in_one_request_are_not_trusted(gazetteer: Gazetteer) -> None:
+    r = gazetteer.resolve_detail("我住城关镇翠湖社区，在锦绣花园上班，那边路灯坏了")
+    assert r is not None
+    assert r.ambiguous and r.confidence < 0.5
+    assert "不一致" in r.explanation
+
+
+@pytest.fixture(scope="module")
+def by_name() -> Jurisdiction:
+    return Jurisdiction(AREAS, PLACES)
+
+
+def test_detail_fills_a_missing_address(by_name: Jurisdiction) -> None:
+    r = by_name.resolve(detail_text="垃圾清运不及时\n锦绣花园3号楼门口的垃圾好几天没人清运")
+    assert r is not None and r.area_code == "K1" and r.method == "detail_text"
+    assert "未提供地址和坐标" in r.explanation
+    unresolved = by_name.resolve("人民大厦对面", detail_text="锦绣花园门口")
+    assert unresolved is not None and unresolved.area_code == "K1"
+    assert "地址文本未能识别区划" in unresolved.explanation
+    assert by_name.resolve(detail_text="路灯坏了") is None
+
+
+def test_detail_refines_a_coarse_address(by_name: Jurisdiction) -> None:
+    coarse = by_name.resolve("海淀区")
+    r = by_name.resolve("海淀区", detail_text="城关镇翠湖社区门口的井盖丢了")
+    alone = by_name.gazetteer.resolve_detail("城关镇翠湖社区门口的井盖丢了")
+    assert coarse is not None and alone is not None and r is not None
+    assert coarse.area_code == "D2"
+    assert r.area_code == "K3" and r.method == "detail_text"
+    assert "细化了地址所在的 海淀区" in r.explanation and r.explanation.startswith("地址文本")
+    assert r.confidence > alone.confidence  # the address agrees on the upper levels
+    assert r.confidence < coarse.confidence
+
+
+def test_detail_never_contradicts_a_confident_address(by_name: Jurisdiction) -> None:
+    r = by_name.resolve("朝阳区幸福路街道阳光社区", detail_text="我在城关镇翠湖社区上班，路灯坏了")
+    assert r is not None
+    assert r.area_code == "K1" and r.method == "text"
+    assert "不一致" in r.explanation and "以地址为准" in r.explanation
+    # A coarse address is not refined by words pointing elsewhere either.
+    coarse = by_name.resolve("朝阳区", detail_text="城关镇翠湖社区门口")
+    assert coarse is not None and coarse.area_code == "D1" and "不一致" in coarse.explanation
+
+
+def test_detail_agreeing_with_the_address_changes_nothing(by_name: Jurisdiction) -> None:
+    plain = by_name.resolve("海淀区城关镇翠湖社区")
+    r = by_name.resolve("海淀区城关镇翠湖社区", detail_text="城关镇这边路灯坏了")
+    assert plain is not None and r is not None
+    assert (r.area_code, r.method, r.confidence) == (plain.area_code, plain.method, plain.confidence)
+    assert "与之一致" in r.explanation
+
+
+def test_detail_settles_an_ambiguous_address(by_name: Jurisdiction) -> None:
+    tied = by_name.resolve("阳光社区")
+    assert tied is not None and tied.ambiguous and set(tied.candidates) == {"K1", "K2"}
+    r = by_name.resolve("阳光社区", detail_text="海淀区这边路灯坏了")
+    assert r is not None and r.area_code == "K2" and not r.ambiguous
+    assert r.confidence >= 0.5 and "确定了 阳光社区" in r.explanation
+    deeper = by_name.resolve("阳光社区", detail_text="锦绣花园门口路灯坏了")
+    assert deeper is not None and deeper.area_code == "K1" and deeper.place_id == "P1"
+    neither = by_name.resolve("阳光社区", detail_text="城关镇翠湖社区门口")
+    assert neither is not None and neither.area_code == "C" and neither.ambiguous
+    assert "与各候选均不一致" in neither.explanation
+
+
+def test_detail_never_contradicts_a_point(jurisdiction: Jurisdiction) -> None:
+    lat, lon = LAT0 + 3.5, LON0 + 3.5
+    r = jurisdiction.resolve(None, lat, lon, detail_text="幸福家园门口路灯坏了")
+    assert r is not None
+    assert r.area_code == expected_cell(lat, lon) and r.method == "point"
+    assert "以坐标为准" in r.explanation
+    same = jurisdiction.resolve(None, LAT0 + 0.5, LON0 + 0.5, detail_text="幸福家园门口路灯坏了")
+    assert same is not None and same.area_code == "D0S0K00" and same.method == "point"
+    assert "与之一致" in same.explanation
+
+
+def test_detail_refines_a_point_that_fell_into_a_gap() -> None:
+    j = Jurisdiction(grid_areas(with_gap=True), [PlaceRecord("P8", "杏林苑", "D1S1K00")])
+    r = j.resolve(None, LAT0 + 2.5, LON0 + 2.5, detail_text="杏林苑东门路灯坏了")
+    assert r is not None
+    assert r.area_code == "D1S1K00" and r.method == "detail_text"
+    assert "细化了坐标所在的 街11" in r.explanation
