@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = 10 * 1024 * 1024
     pool_size: int = 10
     request_threads: int = Field(8, ge=1, le=200, description="threads serving sync request handlers")
+    intake_batch: int = Field(
+        32, ge=1, le=500, description="most intakes committed together by the intake writer (1: one by one)"
+    )
     cookie_secure: bool = False
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from minsheng.config import Settings
 from minsheng.domain.clock import Clock, SystemClock
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
+from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.tickets import TicketEngine
 from minsheng.storage.db import Database, open_database
 
@@ -109,14 +110,17 @@ def create_app(
         description="Citizen-request hotline platform: intake, triage, dispatch, closed loop, evaluation.",
         lifespan=lifespan,
     )
+    database = db or open_database(settings.database_url, pool_size=settings.pool_size)
+    engine = TicketEngine()
     state = AppState(
         settings=settings,
-        db=db or open_database(settings.database_url, pool_size=settings.pool_size),
+        db=database,
         clock=clock or SystemClock(),
-        engine=TicketEngine(),
+        engine=engine,
+        intake=IntakeWriter(database, engine, max_batch=settings.intake_batch),
     )
     app.state.minsheng = state
-    app.state.on_shutdown = []
+    app.state.on_shutdown = [state.intake.stop]
     install_error_handlers(app)
 
     from minsheng.api.routers import auth, org, public, tickets

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from minsheng.config import Settings
@@ -15,6 +16,7 @@ from minsheng.domain.clock import Clock
 from minsheng.domain.roles import Role
 from minsheng.services import auth
 from minsheng.services.errors import PermissionDenied, Unauthenticated
+from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.tickets import TicketEngine
 from minsheng.storage.db import Database
 
@@ -32,6 +34,7 @@ class AppState:
     db: Database
     clock: Clock
     engine: TicketEngine
+    intake: IntakeWriter
     # Bearer tokens are looked up once per TOKEN_CACHE_SECONDS: a revoked token stops working within that time.
     token_cache: dict[str, tuple[float, auth.Principal]] = field(default_factory=dict)
 
@@ -48,7 +51,9 @@ def set_session_cookie(response: Response, token: str, settings: Settings) -> No
     )
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies are `async def` where they do no blocking work: FastAPI runs a plain `def` dependency in the
+# thread pool, and each such hop costs more than the dependency itself.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.minsheng
     return state
 
@@ -80,14 +85,24 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def optional_principal(request: Request, state: StateDep) -> auth.Principal | None:
+def _token_principal(state: AppState, token: str) -> auth.Principal | None:
+    with state.db.read_sessions() as session:
+        return auth.principal_from_token(session, token)
+
+
+def _session_principal(state: AppState, cookie: str) -> auth.Principal | None:
+    with state.db.read_sessions() as session:
+        return auth.principal_from_session(session, cookie, state.clock.now())
+
+
+async def optional_principal(request: Request, state: StateDep) -> auth.Principal | None:
+    """The caller, from a bearer token (cached) or the session cookie; database look-ups run in the pool."""
     token = _bearer(request)
     if token:
         hit = state.token_cache.get(token)
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        with state.db.read_sessions() as session:
-            p = auth.principal_from_token(session, token)
+        p = await run_in_threadpool(_token_principal, state, token)
         if p is None:
             raise Unauthenticated("invalid or revoked API token")
         state.token_cache[token] = (time.monotonic() + TOKEN_CACHE_SECONDS, p)
@@ -95,8 +110,7 @@ def optional_principal(request: Request, state: StateDep) -> auth.Principal | No
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    with state.db.read_sessions() as session:
-        p = auth.principal_from_session(session, cookie, state.clock.now())
+    p = await run_in_threadpool(_session_principal, state, cookie)
     if p is None:
         return None
     if request.method in UNSAFE_METHODS and request.headers.get(CSRF_HEADER) != p.csrf_token:
@@ -104,7 +118,9 @@ def optional_principal(request: Request, state: StateDep) -> auth.Principal | No
     return p
 
 
-def current_principal(p: Annotated[auth.Principal | None, Depends(optional_principal)]) -> auth.Principal:
+async def current_principal(
+    p: Annotated[auth.Principal | None, Depends(optional_principal)],
+) -> auth.Principal:
     if p is None:
         raise Unauthenticated("log in or send a bearer token")
     return p
@@ -117,7 +133,7 @@ MaybeUser = Annotated[auth.Principal | None, Depends(optional_principal)]
 def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     allowed = frozenset(roles)
 
-    def check(user: CurrentUser) -> auth.Principal:
+    async def check(user: CurrentUser) -> auth.Principal:
         if user.role not in allowed:
             raise PermissionDenied(f"role '{user.role.value}' may not do this")
         return user

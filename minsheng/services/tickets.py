@@ -12,10 +12,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, Select, func, select, text
+from sqlalchemy import Engine, Select, Table, bindparam, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -75,8 +75,11 @@ class TriageDecision:
     urgency: str | None = None
     dispatch: s.Dispatch | None = None
     explanation: dict[str, Any] = field(default_factory=dict)
+    #: Runs once the ticket is stored (it has an id and its intake event), before any dispatch.
+    after: Callable[[], None] | None = None
 
 
+# Called before the ticket's first flush: the ticket has its number but no id yet.
 TriageHook = Callable[[Session, Ticket, s.IntakeRequest], TriageDecision | None]
 TriagePrepare = Callable[[s.IntakeRequest, datetime], Any]
 # session.info key under which `submit` hands the hook (request, analysis made before the transaction).
@@ -159,43 +162,43 @@ class TicketEngine:
             # Known empty: reading it later must not cost a query.
             assignments=[],
         )
+        asked = {"channel": ticket.channel, "kind": ticket.kind, "urgency": ticket.urgency}
+        # Triage decides before the ticket's first flush, so its fields go into the INSERT instead of a second
+        # UPDATE of the same row; what needs the stored ticket (cluster notes, dispatch) runs after.
+        decision = self.triage(session, ticket, req) if self.triage is not None else None
+        if decision is not None:
+            self._apply_triage_fields(session, ticket, req, decision)
         session.add(ticket)
         session.flush()
         intake_ev = self._record(
-            session,
-            ticket,
-            actor,
-            TicketAction.INTAKE.value,
-            None,
-            TicketState.ACCEPTED.value,
-            now,
-            {"channel": ticket.channel, "kind": ticket.kind, "urgency": ticket.urgency},
+            session, ticket, actor, TicketAction.INTAKE.value, None, TicketState.ACCEPTED.value, now, asked
         )
         # The query code exists only now (only its hash is stored): subscribers get it for the citizen's SMS,
         # in the event's payload, never in the timeline's.
         self._publish(session, DomainEvent("intake", ticket, intake_ev, None, {"query_code": code}), now)
-        if self.triage is not None:
-            decision = self.triage(session, ticket, req)
-            if decision is not None:
-                self._apply_triage(session, ticket, req, decision, now)
+        if decision is not None:
+            if decision.after is not None:
+                decision.after()
+            if decision.dispatch is not None:
+                self.dispatch(
+                    session, Actor.system("自动派单"), ticket.number, decision.dispatch, now, auto=True
+                )
         return ticket, code, True
 
-    def _apply_triage(
-        self, session: Session, ticket: Ticket, req: s.IntakeRequest, d: TriageDecision, now: datetime
+    def _apply_triage_fields(
+        self, session: Session, ticket: Ticket, req: s.IntakeRequest, d: TriageDecision
     ) -> None:
-        if ticket.category_id is None and d.category_code:
-            cat = session.scalar(select(Category).where(Category.code == d.category_code))
-            ticket.category_id = cat.id if cat else None
-        if ticket.area_id is None and d.area_code:
-            area = session.scalar(select(Area).where(Area.code == d.area_code))
-            ticket.area_id = area.id if area else None
+        with session.no_autoflush:
+            if ticket.category_id is None and d.category_code:
+                cat = session.scalar(select(Category.id).where(Category.code == d.category_code))
+                ticket.category_id = cat
+            if ticket.area_id is None and d.area_code:
+                ticket.area_id = session.scalar(select(Area.id).where(Area.code == d.area_code))
         if req.kind is None and d.kind:
             ticket.kind = d.kind
         if req.urgency is None and d.urgency:
             ticket.urgency = d.urgency
         ticket.triage = d.explanation
-        if d.dispatch is not None:
-            self.dispatch(session, Actor.system("自动派单"), ticket.number, d.dispatch, now, auto=True)
 
     def _next_number(self, session: Session, now: datetime) -> str:
         day = numbering_day(now)
@@ -209,15 +212,11 @@ class TicketEngine:
             if name not in self._known_sequences:
                 ensure_day_sequence(bind.engine, name)  # type: ignore[union-attr]
                 self._known_sequences.add(name)
-            seq = session.execute(text(f"SELECT nextval('{name}')")).scalar_one()
+            seq = session.connection().execute(text(f"SELECT nextval('{name}')")).scalar_one()
         else:
-            # SQLite writers hold the database lock for the whole transaction anyway.
-            seq = session.execute(
-                sqlite_insert(TicketCounter)
-                .values(day=key, last=1)
-                .on_conflict_do_update(index_elements=["day"], set_={"last": TicketCounter.last + 1})
-                .returning(TicketCounter.last)
-            ).scalar_one()
+            # SQLite writers hold the database lock for the whole transaction anyway. Core, on the session's
+            # connection: the ORM's bulk-insert path would cost more than the statement.
+            seq = session.connection().execute(_COUNTER_UPSERT, {"day": key}).scalar_one()
         return format_ticket_number(day, seq)
 
     # ------------------------------------------------------------------ desk steps
@@ -802,6 +801,16 @@ def ensure_day_sequence(engine: Engine, name: str) -> None:
             conn.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"))
 
 
+_NOT_PREPARED: Any = object()
+_COUNTER_TABLE = cast(Table, TicketCounter.__table__)
+_COUNTER_UPSERT = (
+    sqlite_insert(_COUNTER_TABLE)
+    .values(day=bindparam("day"), last=1)
+    .on_conflict_do_update(index_elements=["day"], set_={"last": _COUNTER_TABLE.c.last + 1})
+    .returning(_COUNTER_TABLE.c.last)
+)
+
+
 def submit(
     db: Database,
     engine: TicketEngine,
@@ -809,13 +818,16 @@ def submit(
     req: s.IntakeRequest,
     now: datetime,
     render: Callable[[Session, Ticket], Any] | None = None,
+    *,
+    prepared: Any = _NOT_PREPARED,
 ) -> tuple[Any, str | None, bool]:
     """Intake as its own transaction; a concurrent duplicate of the same idempotency key returns the first.
 
     Returns (ticket number — or what `render` made of the ticket inside the transaction —, query code or None
-    when replayed, created).
+    when replayed, created). `prepared` is the triage analysis when the caller has made it already.
     """
-    prepared = engine.triage_prepare(req, now) if engine.triage_prepare else None
+    if prepared is _NOT_PREPARED:
+        prepared = engine.triage_prepare(req, now) if engine.triage_prepare else None
     for attempt in range(3):
         try:
             with db.write_sessions() as session, session.begin():

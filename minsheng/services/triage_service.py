@@ -909,8 +909,8 @@ class TriageRuntime:
             urgency=urgency,
             dispatch=a.dispatch,
             explanation=a.explanation(),
+            after=lambda: self._after_intake(session, ticket, a, now),
         )
-        self._after_intake(session, ticket, a, now)
         return decision
 
     def _after_intake(self, session: Session, ticket: Ticket, a: Analysis, now: datetime) -> None:
@@ -1644,14 +1644,32 @@ def install(app: FastAPI, state: AppState) -> None:
 
     app.include_router(triage_router.router)
 
-    @app.middleware("http")
-    async def _org_changed(request: Any, call_next: Callable[[Any], Any]) -> Any:
-        response = await call_next(request)
-        # The org API (areas, categories, units) belongs to another part; its changes must reach the gazetteer
-        # and the routing table, so a successful write there marks the snapshot stale.
-        if request.method != "GET" and response.status_code < 300 and _ORG_PATHS.match(request.url.path):
-            runtime.mark_stale()
-        return response
+    app.add_middleware(_OrgChangeWatch, on_change=runtime.mark_stale)
+
+
+class _OrgChangeWatch:
+    """ASGI middleware: a successful write to the org API (areas, categories, units), which belongs to another
+    part, marks the triage snapshot stale so that the gazetteer and the routing table follow it.
+
+    Plain ASGI rather than `@app.middleware("http")`: that wrapper streams every response of every route through
+    an extra task, which costs more than most handlers.
+    """
+
+    def __init__(self, app: Any, on_change: Callable[[], None]) -> None:
+        self.app = app
+        self.on_change = on_change
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] == "GET" or not _ORG_PATHS.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                self.on_change()
+            await send(message)
+
+        await self.app(scope, receive, watch)
 
 
 _ORG_PATHS = re.compile(r"^/api/v1/(areas|categories|units)(/|$)")

@@ -24,7 +24,7 @@ from minsheng.services import schemas as s
 from minsheng.services.attachments import store_attachment
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
-from minsheng.services.tickets import TicketEngine, submit
+from minsheng.services.tickets import TicketEngine
 from minsheng.storage.models import Extension, Ticket, TimelineEvent
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
@@ -112,7 +112,7 @@ def desk_submit(request: Request, state: StateDep, user: DeskUser, form: FormDep
         )
     now = state.clock.now()
     try:
-        number, _code, created = submit(state.db, state.engine, user.actor, req, now)
+        number, _code, created = state.intake.submit_sync(user.actor, req, now)
         if created and action in ("answer", "transfer"):
             with core.write_tx(state) as session:
                 if action == "answer":

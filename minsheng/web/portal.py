@@ -22,7 +22,6 @@ from minsheng.services import kb, queries
 from minsheng.services import schemas as s
 from minsheng.services.attachments import check_filename, sniff_image, store_attachment
 from minsheng.services.errors import NotFound, ServiceError
-from minsheng.services.tickets import submit
 from minsheng.storage.models import Ticket
 from minsheng.web import core, views
 from minsheng.web.console import intake_from
@@ -98,7 +97,7 @@ def portal_submit(request: Request, state: StateDep, form: FormDep, user: MaybeU
         ctx = _portal_ctx(state) | {"errors": errors, "values": form.values()}
         return core.render(request, "portal.html", ctx, user=user, status=422)
     now = state.clock.now()
-    number, code, created = submit(state.db, state.engine, Actor.citizen(), req, now)
+    number, code, created = state.intake.submit_sync(Actor.citizen(), req, now)
     key = req.idempotency_key or ""
     if created and code:
         if key:

@@ -25,10 +25,10 @@ class CitizenRate(s.Rate):
 
 
 @router.post("/tickets", status_code=201, summary="Submit a request as a citizen")
-def submit(state: StateDep, req: s.IntakeRequest, response: Response) -> dict[str, Any]:
+async def submit(state: StateDep, req: s.IntakeRequest, response: Response) -> dict[str, Any]:
     if req.channel not in (Channel.WEB, Channel.APP, Channel.WECHAT):
         raise Invalid("citizens submit through web, app or wechat", field="channel")
-    return intake_ticket(state, Actor.citizen(), req, response)
+    return await intake_ticket(state, Actor.citizen(), req, response)
 
 
 @router.get("/tickets/{number}", summary="Track a request")
