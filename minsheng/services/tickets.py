@@ -168,8 +168,10 @@ class TicketEngine:
         decision = self.triage(session, ticket, req) if self.triage is not None else None
         if decision is not None:
             self._apply_triage_fields(session, ticket, req, decision)
+        # The id is taken up front, so the INSERT waits for the next flush and the tickets of one transaction
+        # (the intake writer's batch) go to the database together.
+        ticket.id = self._next_ticket_id(session)
         session.add(ticket)
-        session.flush()
         intake_ev = self._record(
             session, ticket, actor, TicketAction.INTAKE.value, None, TicketState.ACCEPTED.value, now, asked
         )
@@ -199,6 +201,23 @@ class TicketEngine:
         if req.urgency is None and d.urgency:
             ticket.urgency = d.urgency
         ticket.triage = d.explanation
+
+    def _next_ticket_id(self, session: Session) -> int:
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
+            return int(
+                conn.execute(text("SELECT nextval(pg_get_serial_sequence('tickets', 'id'))")).scalar_one()
+            )
+        # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so the highest id cannot
+        # move under us; later tickets of the same transaction count on from the first look-up.
+        tx_now = session.get_transaction()
+        cached = session.info.get(_NEXT_ID_KEY)
+        if cached is not None and cached[0] is tx_now:
+            nxt = int(cached[1])
+        else:
+            nxt = int(conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM tickets")).scalar_one())
+        session.info[_NEXT_ID_KEY] = (tx_now, nxt + 1)
+        return nxt
 
     def _next_number(self, session: Session, now: datetime) -> str:
         day = numbering_day(now)
@@ -802,6 +821,7 @@ def ensure_day_sequence(engine: Engine, name: str) -> None:
 
 
 _NOT_PREPARED: Any = object()
+_NEXT_ID_KEY = "minsheng_next_ticket_id"
 _COUNTER_TABLE = cast(Table, TicketCounter.__table__)
 _COUNTER_UPSERT = (
     sqlite_insert(_COUNTER_TABLE)

@@ -311,10 +311,14 @@ class RepeatIndex:
                 if b > a:
                     parts.append(self._main_rows[max(a, b - self._max_per_band) : b])
         if self._pending:
+            # One conversion for all bands: per-band arrays cost more than the rows they hold.
+            pending: list[int] = []
             for key in keys.tolist():
                 rows = self._pending.get(key)
                 if rows:
-                    parts.append(np.asarray(rows[-self._max_per_band :], dtype=np.int32))
+                    pending.extend(rows[-self._max_per_band :])
+            if pending:
+                parts.append(np.array(pending, dtype=np.int32))
         if not parts:
             return []
         cand = np.unique(np.concatenate(parts))
