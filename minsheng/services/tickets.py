@@ -109,8 +109,9 @@ class TicketEngine:
     ) -> tuple[Ticket, str | None, bool]:
         """Register a request. Returns (ticket, query code or None when replayed, created).
 
-        With check_key=False a reused idempotency key is left to the unique constraint (an IntegrityError at
-        the ticket's insert, before any hook runs); `submit` then retries with the check.
+        With check_key=False a reused idempotency key is left to the unique constraint: an IntegrityError at
+        the next flush or the commit, which rolls back everything the transaction did; `submit` then retries
+        with the check.
         """
         _check_role(TicketAction.INTAKE, actor)
         fingerprint = None
