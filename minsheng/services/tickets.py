@@ -96,6 +96,7 @@ class TicketEngine:
         # for the one holding the lock, so work done outside it is work that does not queue.
         self.triage_prepare: TriagePrepare | None = None
         self._known_sequences: set[str] = set()
+        self._id_sequence: str | None = None
 
     # ------------------------------------------------------------------ intake
     def intake(
@@ -132,8 +133,10 @@ class TicketEngine:
         area = _area_by_code(session, req.area_code) if req.area_code else None
         code = new_query_code()
         title = (req.title or "").strip() or _title_from(req.detail)
+        ident, number = self._next_ids(session, now)
         ticket = Ticket(
-            number=self._next_number(session, now),
+            id=ident,
+            number=number,
             query_code_hash=hash_query_code(code),
             channel=req.channel.value,
             external_id=req.external_id,
@@ -169,9 +172,8 @@ class TicketEngine:
         decision = self.triage(session, ticket, req) if self.triage is not None else None
         if decision is not None:
             self._apply_triage_fields(session, ticket, req, decision)
-        # The id is taken up front, so the INSERT waits for the next flush and the tickets of one transaction
+        # The id was taken up front, so the INSERT waits for the next flush and the tickets of one transaction
         # (the intake writer's batch) go to the database together.
-        ticket.id = self._next_ticket_id(session)
         session.add(ticket)
         intake_ev = self._record(
             session, ticket, actor, TicketAction.INTAKE.value, None, TicketState.ACCEPTED.value, now, asked
@@ -203,41 +205,37 @@ class TicketEngine:
             ticket.urgency = d.urgency
         ticket.triage = d.explanation
 
-    def _next_ticket_id(self, session: Session) -> int:
+    def _next_ids(self, session: Session, now: datetime) -> tuple[int, str]:
+        """The new ticket's id and number."""
+        day = numbering_day(now)
+        key = f"{day:%Y%m%d}"
         conn = session.connection()
         if conn.dialect.name == "postgresql":
-            return int(
-                conn.execute(text("SELECT nextval(pg_get_serial_sequence('tickets', 'id'))")).scalar_one()
-            )
-        # SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so the highest id cannot
-        # move under us; later tickets of the same transaction count on from the first look-up.
+            # A sequence per day: nextval takes no row lock and survives crashes without reuse, so
+            # concurrent intakes do not queue on one counter row until they commit. Rolled-back intakes
+            # leave gaps; numbers stay unique. The id comes from the table's own sequence, in the same trip.
+            name = f"ticket_number_{key}"
+            if name not in self._known_sequences:
+                ensure_day_sequence(conn.engine, name)
+                self._known_sequences.add(name)
+            if self._id_sequence is None:
+                self._id_sequence = str(
+                    conn.execute(text("SELECT pg_get_serial_sequence('tickets', 'id')")).scalar_one()
+                )
+            ident, seq = conn.execute(text(f"SELECT nextval('{self._id_sequence}'), nextval('{name}')")).one()
+            return int(ident), format_ticket_number(day, seq)
+        # SQLite writers hold the database lock for the whole transaction (BEGIN IMMEDIATE), so the highest id
+        # cannot move under us: later tickets of the same transaction count on from the first look-up. Core
+        # statements on the session's connection: the ORM's bulk-insert path would cost more than the statement.
         tx_now = session.get_transaction()
         cached = session.info.get(_NEXT_ID_KEY)
         if cached is not None and cached[0] is tx_now:
-            nxt = int(cached[1])
+            ident = int(cached[1])
         else:
-            nxt = int(conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM tickets")).scalar_one())
-        session.info[_NEXT_ID_KEY] = (tx_now, nxt + 1)
-        return nxt
-
-    def _next_number(self, session: Session, now: datetime) -> str:
-        day = numbering_day(now)
-        key = f"{day:%Y%m%d}"
-        bind = session.get_bind()
-        if bind.dialect.name == "postgresql":
-            # A sequence per day: nextval takes no row lock and survives crashes without reuse, so
-            # concurrent intakes do not queue on one counter row until they commit. Rolled-back intakes
-            # leave gaps; numbers stay unique.
-            name = f"ticket_number_{key}"
-            if name not in self._known_sequences:
-                ensure_day_sequence(bind.engine, name)  # type: ignore[union-attr]
-                self._known_sequences.add(name)
-            seq = session.connection().execute(text(f"SELECT nextval('{name}')")).scalar_one()
-        else:
-            # SQLite writers hold the database lock for the whole transaction anyway. Core, on the session's
-            # connection: the ORM's bulk-insert path would cost more than the statement.
-            seq = session.connection().execute(_COUNTER_UPSERT, {"day": key}).scalar_one()
-        return format_ticket_number(day, seq)
+            ident = int(conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM tickets")).scalar_one())
+        session.info[_NEXT_ID_KEY] = (tx_now, ident + 1)
+        seq = conn.execute(_COUNTER_UPSERT, {"day": key}).scalar_one()
+        return ident, format_ticket_number(day, seq)
 
     # ------------------------------------------------------------------ desk steps
     def answer_directly(

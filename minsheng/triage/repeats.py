@@ -131,8 +131,11 @@ class RepeatIndex:
         *,
         area_key: Callable[[str], str] | None = None,
         merge_every: int = 8_192,
-        max_candidates_per_band: int = 2_000,
+        max_candidates_per_band: int = 256,
     ) -> None:
+        """``max_candidates_per_band``: only the most recent rows of each band bucket are scored. A bucket holds
+        more only during a flood of near-identical requests, where the most recent of them are the ones to
+        show; the cap keeps a query's cost flat through such a flood (2,000 cost ~0.6 ms per query in one)."""
         if not 0.0 <= threshold <= 1.0:
             raise ValueError("threshold must be within [0, 1]")
         if window_days <= 0:
