@@ -6,22 +6,38 @@ threshold between the two is chosen at training time, on out-of-fold predictions
 
 Design, and why:
 
-* Features are hashed character 1-3-grams of the whole text plus character 1-3-grams of its first 20 characters
+* Features are hashed character 1-2-grams of the whole text plus character 1-3-grams of its first 30 characters
   (the title, where the subject is stated), each view TF-IDF weighted (sublinear tf) and L2 normalised. Chinese
   words are mostly two or three characters long, so character n-grams carry most of what a word segmenter would,
   without its cost: the n-grams are hashed with vectorised numpy, which keeps prediction far above 2,000 texts/s on
-  one core (jieba alone segments about 1,300 texts/s).
+  one core (jieba alone segments about 1,100 texts/s).
 * A linear SVM gives the scores; a multinomial logistic regression fitted on out-of-fold SVM scores turns them into
   probabilities (Platt scaling generalised to several classes). The same out-of-fold probabilities choose the
-  threshold, so neither the calibration nor the threshold is measured on texts the SVM has seen.
+  threshold, so neither the calibration nor the threshold is measured on texts the SVM has seen. The threshold aims
+  at the target precision plus :data:`THRESHOLD_MARGIN` (0.005): in CV on held-out folds, a threshold chosen for
+  0.97 gave 0.972 precision at 0.85 coverage with 4 of 10 folds under 0.97, one chosen for 0.975 gave 0.976 at 0.82
+  with 1 of 10 under (0.979 at 0.72 when trained on 2,000 messages).
 * Every prediction can explain itself: :meth:`TextClassifier.explain` lists the n-grams that pushed the text
   towards its label, with their weights.
 
-Alternatives measured on taidi2020c, 5-fold CV on the 4,910-message training part, macro-F1 (this model: 0.927):
-TF-IDF char 1-2/1-3/1-4/1-5 + LinearSVC 0.919-0.921; + title view 0.921; + jieba (HMM=False) word 1-2-grams 0.924-0.926
-but jieba segments only a few hundred texts/s; LR (C=30) 0.920; ComplementNB 0.86-0.89; LR stacking of SVM + word SVM +
-CNB out-of-fold scores 0.926; nearest-neighbour override of near-duplicates no change; SVM C=3 0.927 (same). An MLP
-on a 300-d LSA projection took 100-270 s per fold, beyond the training budget. None of them reaches 0.94.
+Alternatives measured on taidi2020c, 5-fold CV on the 4,910-message training part, macro-F1 of the SVM alone.
+Earlier round (this model's predecessor, text 1-3 + title 20 + C=1: 0.927 on its folds): TF-IDF char 1-2/1-3/1-4/1-5
++ LinearSVC 0.919-0.921; + title view 0.921; + jieba (HMM=False) word 1-2-grams 0.924-0.926 but jieba segments only
+about 1,100 texts/s; LR (C=30) 0.920; ComplementNB 0.86-0.89; LR stacking of SVM + word SVM + CNB out-of-fold scores
+0.926; nearest-neighbour override of near-duplicates no change; SVM C=3 0.927 (same). An MLP on a 300-d LSA
+projection took 100-270 s per fold, beyond the training budget.
+Second round, all on the same folds (predecessor 0.9227 on them): NB-SVM (log-count ratios, one-vs-rest, Wang &
+Manning 2012) 0.920-0.922 for C 0.3-3, with NB interpolation (beta 0.75) 0.920, with LR 0.916; text 1-4 0.919;
+binary tf 0.916; title view weighted 0.7/1.4 0.923/0.917; no title view 0.917; unbalanced classes 0.919; ridge
+0.923; LR 0.919; SGD modified-Huber (averaged) 0.919; ComplementNB 0.896; averages of z-scored scores of 2-5 of
+these 0.921-0.924; RBF-kernel SVC 0.74 (and 100 s per fold). On two fold seeds (10 folds, paired against the
+predecessor's 0.9197): text 1-2 instead of 1-3 +0.002 (8/10 folds better), with C=2 +0.004, with a 30-character
+title +0.005 (this model, 0.925), title 40 +0.003, title 12 -0.006, text 3-grams added back at weight 0.5 +0.004,
+position-decayed tf +0.002-0.004, min_df 1 +0.000. Through the whole pipeline (calibrated, auto-dispatch threshold)
+on held-out folds of one fold seed: macro-F1 0.924 vs 0.922; the calibrator with C 0.1/10 or length/margin inputs, and averaging the
+fold models' probabilities instead of their weights, changed coverage at a given precision by under 0.01.
+Linear models on this corpus sit at 0.92-0.925 whatever the features; none reaches 0.94. Many remaining errors are
+texts that plausibly belong to two categories (wage arrears on a building site, bus fares, clinic staff contracts).
 
 Nothing is loaded at import time. Models are saved as a directory (``model.joblib`` + ``meta.json``); joblib files
 are pickles, so only load model directories you trust.
@@ -66,6 +82,11 @@ FORMAT_VERSION = 1
 
 #: A threshold no probability can reach: used when the target precision cannot be met, so nothing auto-dispatches.
 UNREACHABLE_THRESHOLD = math.nextafter(1.0, 2.0)
+
+#: Added to the target precision when the auto-dispatch threshold is chosen on out-of-fold predictions. In 5-fold
+#: CV on the taidi2020c training part (two fold seeds), the deployed model's precision on held-out text was about
+#: 0.004 below its out-of-fold precision at the same threshold, and its coverage about 0.03 higher.
+THRESHOLD_MARGIN = 0.005
 
 _PRIME = np.uint64(1099511628211)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -216,8 +237,8 @@ class _CharView:
 
 def _default_views() -> list[_CharView]:
     return [
-        _CharView("text", (1, 2, 3), 3000, salt=1, min_df=2, bits=22),
-        _CharView("head", (1, 2, 3), 20, salt=2, min_df=1, bits=20),
+        _CharView("text", (1, 2), 3000, salt=1, min_df=2, bits=22),
+        _CharView("head", (1, 2, 3), 30, salt=2, min_df=1, bits=20),
     ]
 
 
@@ -331,7 +352,7 @@ def _make_svm(seed: int) -> Any:
     from sklearn.svm import LinearSVC
 
     # Balanced class weights lift macro-F1 a little: small categories matter as much as big ones to citizens.
-    return LinearSVC(C=1.0, class_weight="balanced", tol=1e-3, random_state=seed)
+    return LinearSVC(C=2.0, class_weight="balanced", tol=1e-3, random_state=seed)
 
 
 class _AveragedLinear:
@@ -496,7 +517,10 @@ def train_classifier(
     oof_proba = np.asarray(calibrator.predict_proba(oof))
     best = oof_proba.argmax(axis=1)
     oof_pred = np.array([cal_classes[i] for i in best], dtype=object)
-    threshold, coverage, precision = choose_threshold(oof_proba.max(axis=1), oof_pred == y, target_precision)
+    # The deployed (averaged) model is a little more confident on new text than its folds were on theirs, so the
+    # threshold is chosen for a slightly stricter precision than the one asked for.
+    threshold_target = min(1.0, target_precision + THRESHOLD_MARGIN)
+    threshold, coverage, precision = choose_threshold(oof_proba.max(axis=1), oof_pred == y, threshold_target)
 
     train_seconds = time.perf_counter() - started
 
@@ -511,6 +535,7 @@ def train_classifier(
         "class_counts": dict(sorted(counts.items())),
         "threshold": threshold,
         "target_precision": target_precision,
+        "threshold_target": threshold_target,
         "seed": seed,
         "features": [
             {"view": v.name, "orders": list(v.orders), "max_chars": v.max_chars, "n_features": v.n_features}
