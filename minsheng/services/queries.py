@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, union_all
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from minsheng.domain import transitions as tx
 from minsheng.domain.masking import mask_address, mask_id_number, mask_name, mask_phone, pii_view
@@ -182,7 +182,8 @@ def inbox(session: Session, who: Principal, *, limit: int = 50, offset: int = 0)
     due = func.coalesce(Assignment.resolve_due_at, Assignment.sign_due_at)
     q = (
         select(Assignment)
-        .options(joinedload(Assignment.ticket))
+        # The page's tickets and all their assignments (the view needs them) in two more queries, not one per row.
+        .options(joinedload(Assignment.ticket).selectinload(Ticket.assignments))
         .where(
             Assignment.unit_id == who.unit_id,
             Assignment.state.in_([s.value for s in ACTIVE_ASSIGNMENT_STATES]),
@@ -212,9 +213,15 @@ def dispatch_queue(session: Session, *, limit: int = 50, offset: int = 0) -> lis
             select(merged.c.id).order_by(merged.c.created_at, merged.c.id).limit(limit).offset(offset)
         )
     )
-    by_id = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+    by_id = {
+        t.id: t
+        for t in session.scalars(
+            select(Ticket).options(selectinload(Ticket.assignments)).where(Ticket.id.in_(ids))
+        )
+    }
     rows = [by_id[i] for i in ids if i in by_id]
     prefetch_names(session, rows)
+    prefetch_details(session, rows)
     return rows
 
 
@@ -236,6 +243,28 @@ def prefetch_names(session: Session, tickets: list[Ticket]) -> None:
         if ids:
             for row in session.execute(select(model.id, model.code, model.name).where(model.id.in_(ids))):
                 cache[(kind, row.id)] = (row.code, row.name)
+
+
+_CHILDREN_KEY = "minsheng_children"
+
+
+def prefetch_details(session: Session, tickets: list[Ticket]) -> None:
+    """Load the extensions and attachments of a page of full ticket views in two queries (not two per row)."""
+    cache: dict[tuple[Any, int], list[Any]] = session.info.setdefault(_CHILDREN_KEY, {})
+    ids = [t.id for t in tickets]
+    models: tuple[Any, ...] = (Extension, Attachment)
+    for model in models:
+        for tid in ids:
+            cache[(model, tid)] = []
+        for row in session.scalars(select(model).where(model.ticket_id.in_(ids)).order_by(model.id)):
+            cache[(model, row.ticket_id)].append(row)
+
+
+def _children(session: Session, model: Any, ticket_id: int) -> list[Any]:
+    hit = session.info.get(_CHILDREN_KEY, {}).get((model, ticket_id))
+    if hit is not None:
+        return list(hit)
+    return list(session.scalars(select(model).where(model.ticket_id == ticket_id).order_by(model.id)))
 
 
 def _name(session: Session, kind: str, model: Any, ident: int | None) -> tuple[str | None, str | None]:
@@ -321,11 +350,11 @@ def ticket_view(
                     "requested_at": e.requested_at,
                     "decided_at": e.decided_at,
                 }
-                for e in session.scalars(select(Extension).where(Extension.ticket_id == t.id))
+                for e in _children(session, Extension, t.id)
             ],
             "attachments": [
                 {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in session.scalars(select(Attachment).where(Attachment.ticket_id == t.id))
+                for a in _children(session, Attachment, t.id)
             ],
         }
     )
