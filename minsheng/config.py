@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,16 @@ class Settings(BaseSettings):
         32, ge=1, le=500, description="most intakes committed together by the intake writer (1: one by one)"
     )
     cookie_secure: bool = False
+    triage_mode: Literal["inline", "deferred"] = Field(
+        "inline",
+        description="inline: triage inside the intake transaction; deferred: intake stores the ticket and a "
+        "triage job, which the worker (embedded or `minsheng worker run`) takes up moments later",
+    )
+    triage_max_lag_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="deferred triage in the web process waits while intake is busy, at most this long",
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -1,4 +1,5 @@
-"""`minsheng worker run`: the background worker as its own process (fires timers, delivers the outbox)."""
+"""`minsheng worker run`: the background worker as its own process (fires timers, delivers the outbox, and
+with ``MINSHENG_TRIAGE_MODE=deferred`` triages the tickets intake has stored)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def run(
     interval: Annotated[float | None, typer.Option(min=0.1, help="Seconds between passes.")] = None,
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Timers per transaction.")] = 500,
+    triage_interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between looks for triage jobs (deferred triage).")
+    ] = 0.2,
 ) -> None:
     """Run the worker loop until interrupted (many may run against one PostgreSQL)."""
     from minsheng.config import Settings
@@ -37,12 +41,27 @@ def run(
     settings = Settings(**kw)
     ns = NotifySettings()
     senders = ns.senders()
-    db = open_database(settings.database_url, pool_size=2)
+    db = open_database(settings.database_url, pool_size=4)
     engine = TicketEngine()
     clockwork = Clockwork(engine, ClockConfig.from_settings(ns, senders))
     engine.subscribers.append(clockwork)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     clock = SystemClock()
+    triage = None
+    if settings.triage_mode == "deferred":
+        # Intake leaves triage to workers: this one takes its share of the jobs (SKIP LOCKED on PostgreSQL).
+        from minsheng.services.triage_jobs import TriageWorker, run_triage_jobs
+        from minsheng.services.triage_service import TriageRuntime
+
+        runtime = TriageRuntime(db, settings, engine, clock).start()
+        engine.triage = runtime.hook
+        engine.triage_prepare = runtime.prepare
+        engine.defer_triage = True
+        if once:
+            done = run_triage_jobs(db, engine, clock.now())
+            typer.echo(f"triaged {done.triaged}, failed {done.failed}")
+        else:
+            triage = TriageWorker(db, engine, clock, interval=triage_interval).start()
     try:
         if once:
             stats = run_once(
@@ -77,4 +96,6 @@ def run(
             worker_id=worker_id,
         )
     finally:
+        if triage is not None:
+            triage.stop()
         db.dispose()

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,13 @@ class IntakeWriter:
         self._lock = threading.Lock()
         self.batches = 0
         self.fallbacks = 0
+        #: Called after every commit of the writer (deferred triage wakes up on it).
+        self.on_commit: Callable[[], None] | None = None
+        self._last_write = 0.0
+
+    def busy(self, within: float = 0.05) -> bool:
+        """Whether requests are queued or a batch was written within the last ``within`` seconds."""
+        return not self._queue.empty() or time.monotonic() - self._last_write < within
 
     # ------------------------------------------------------------------------------------------ callers
     async def submit(
@@ -113,7 +121,7 @@ class IntakeWriter:
         done: Callable[[Result | None, BaseException | None], None],
     ) -> None:
         # The analysis needs no database: it runs on the caller's side, so the writer only writes.
-        prepared = self.engine.triage_prepare(req, now) if self.engine.triage_prepare else None
+        prepared = self.engine.prepare_triage(req, now)
         self._ensure_started()
         self._queue.put(_Job(actor, req, now, prepared, render, done))
 
@@ -159,6 +167,9 @@ class IntakeWriter:
                 log.exception("intake writer: batch failed unexpectedly")
                 for job in batch:
                     job.done(None, e)
+            self._last_write = time.monotonic()
+            if self.on_commit is not None:
+                self.on_commit()
 
     def _write(self, batch: list[_Job]) -> None:
         if len(batch) > 1:

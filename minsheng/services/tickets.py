@@ -49,6 +49,7 @@ from minsheng.storage.models import (
     TimelineEvent,
     Unit,
 )
+from minsheng.storage.triage_tables import TriageJob
 
 
 @dataclass
@@ -95,8 +96,17 @@ class TicketEngine:
         # Analysis that needs no database runs before the intake transaction: on SQLite every writer waits
         # for the one holding the lock, so work done outside it is work that does not queue.
         self.triage_prepare: TriagePrepare | None = None
+        # Deferred triage (MINSHENG_TRIAGE_MODE=deferred): intake only stores the ticket and a triage job;
+        # `triage_stored` makes the same decision moments later, outside the intake's transaction.
+        self.defer_triage = False
         self._known_sequences: set[str] = set()
         self._id_sequence: str | None = None
+
+    def prepare_triage(self, req: s.IntakeRequest, now: datetime) -> Any:
+        """The analysis to make before an inline intake's transaction; None when there is none to make."""
+        if self.triage_prepare is None or self.defer_triage or self.triage is None:
+            return None
+        return self.triage_prepare(req, now)
 
     # ------------------------------------------------------------------ intake
     def intake(
@@ -169,7 +179,8 @@ class TicketEngine:
         asked = {"channel": ticket.channel, "kind": ticket.kind, "urgency": ticket.urgency}
         # Triage decides before the ticket's first flush, so its fields go into the INSERT instead of a second
         # UPDATE of the same row; what needs the stored ticket (cluster notes, dispatch) runs after.
-        decision = self.triage(session, ticket, req) if self.triage is not None else None
+        deferred = self.defer_triage and self.triage is not None
+        decision = self.triage(session, ticket, req) if self.triage is not None and not deferred else None
         if decision is not None:
             self._apply_triage_fields(session, ticket, req, decision)
         # The id was taken up front, so the INSERT waits for the next flush and the tickets of one transaction
@@ -181,6 +192,8 @@ class TicketEngine:
         # The query code exists only now (only its hash is stored): subscribers get it for the citizen's SMS,
         # in the event's payload, never in the timeline's.
         self._publish(session, DomainEvent("intake", ticket, intake_ev, None, {"query_code": code}), now)
+        if deferred:
+            session.add(TriageJob(ticket_id=ident, request=triage_request(req), created_at=now, attempts=0))
         if decision is not None:
             if decision.after is not None:
                 decision.after()
@@ -189,6 +202,26 @@ class TicketEngine:
                     session, Actor.system("自动派单"), ticket.number, decision.dispatch, now, auto=True
                 )
         return ticket, code, True
+
+    def triage_stored(
+        self, session: Session, ticket: Ticket, req: s.IntakeRequest, now: datetime
+    ) -> TriageDecision | None:
+        """Deferred triage of a stored ticket: the decision intake would have made, applied now.
+
+        The advisory fields (category, area, kind, urgency, explanation) are filled as at intake. The automatic
+        dispatch only happens if the ticket still waits for one: a dispatcher may have acted in the meantime.
+        """
+        if self.triage is None:
+            return None
+        decision = self.triage(session, ticket, req)
+        if decision is None:
+            return None
+        self._apply_triage_fields(session, ticket, req, decision)
+        if decision.after is not None:
+            decision.after()
+        if decision.dispatch is not None and ticket.state == TicketState.ACCEPTED.value:
+            self.dispatch(session, Actor.system("自动派单"), ticket.number, decision.dispatch, now, auto=True)
+        return decision
 
     def _apply_triage_fields(
         self, session: Session, ticket: Ticket, req: s.IntakeRequest, d: TriageDecision
@@ -819,6 +852,26 @@ def ensure_day_sequence(engine: Engine, name: str) -> None:
             conn.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"))
 
 
+#: What a deferred triage needs of the request: personal data is left out, the ticket row keeps it.
+_TRIAGE_REQUEST_FIELDS = {
+    "title",
+    "detail",
+    "address",
+    "lat",
+    "lon",
+    "kind",
+    "urgency",
+    "category_code",
+    "area_code",
+    "channel",
+}
+
+
+def triage_request(req: s.IntakeRequest) -> dict[str, Any]:
+    """The request as a deferred triage job stores it (JSON, without personal data)."""
+    return req.model_dump(mode="json", include=_TRIAGE_REQUEST_FIELDS, exclude_none=True)
+
+
 _NOT_PREPARED: Any = object()
 _NEXT_ID_KEY = "minsheng_next_ticket_id"
 _COUNTER_TABLE = cast(Table, TicketCounter.__table__)
@@ -846,7 +899,7 @@ def submit(
     when replayed, created). `prepared` is the triage analysis when the caller has made it already.
     """
     if prepared is _NOT_PREPARED:
-        prepared = engine.triage_prepare(req, now) if engine.triage_prepare else None
+        prepared = engine.prepare_triage(req, now)
     for attempt in range(3):
         try:
             with db.write_sessions() as session, session.begin():

@@ -885,9 +885,14 @@ class TriageRuntime:
         try:
             self.refresh_if_stale(session)
             prepared = session.info.pop(PREPARED_KEY, None)
+            # An analysis made before an org change (the snapshot was just reloaded) may route to a unit that
+            # no longer takes tickets: it is made again.
             a = (
                 prepared[1]
-                if prepared is not None and prepared[0] is req and prepared[1] is not None
+                if prepared is not None
+                and prepared[0] is req
+                and prepared[1] is not None
+                and prepared[1].org is self.org
                 else self.analyse_request(req, now)
             )
         except Exception as e:
@@ -1637,6 +1642,21 @@ def install(app: FastAPI, state: AppState) -> None:
     runtime = TriageRuntime(state.db, state.settings, state.engine, state.clock).start()
     state.engine.triage = runtime.hook
     state.engine.triage_prepare = runtime.prepare
+    if state.settings.triage_mode == "deferred":
+        state.engine.defer_triage = True
+        if state.settings.embedded_worker:
+            from minsheng.services.triage_jobs import TriageWorker
+
+            worker = TriageWorker(
+                state.db,
+                state.engine,
+                state.clock,
+                interval=state.settings.worker_interval_seconds,
+                busy=state.intake.busy,
+                max_lag=state.settings.triage_max_lag_seconds,
+            ).start()
+            state.intake.on_commit = worker.wake
+            app.state.on_shutdown.append(worker.stop)
     # AppState belongs to the API layer; the runtime rides along on it so that handlers reach it by the state.
     state.__dict__["triage"] = runtime
 

@@ -3,7 +3,7 @@
 Routing rules and places name categories, areas and units by code, the way admins and spreadsheets speak of
 them; the service checks every code on write, and the runtime skips (and logs) a rule whose unit has since been
 deactivated. A cluster warning's ``key`` is unique, so that of several processes that notice the same cluster,
-exactly one records it.
+exactly one records it. A triage job is a ticket taken in while triage is deferred, waiting for its analysis.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from minsheng.storage.models import Base
+from minsheng.storage.models import Base, BigId
 
 
 class RoutingRuleRow(Base):
@@ -77,3 +77,21 @@ class TriageSetting(Base):
     value: Mapped[Any] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime]
+
+
+class TriageJob(Base):
+    """A ticket taken in with triage deferred (``MINSHENG_TRIAGE_MODE=deferred``), waiting for its analysis.
+
+    Written in the intake's transaction and deleted in the triage's, so a ticket is neither forgotten nor
+    triaged twice. ``request`` keeps what the submitter gave (without personal data) that the analysis reads:
+    whether kind, urgency, category and area were given, the title, detail, address and coordinates.
+    """
+
+    __tablename__ = "triage_jobs"
+    ticket_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

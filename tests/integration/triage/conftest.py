@@ -186,6 +186,10 @@ class Desk:
     def take(self, req: s.IntakeRequest) -> Any:
         actor = Actor(role=Role.OPERATOR, name="话务员")
         number, _, _ = submit(self.db, self.engine, actor, req, self.clock.now())
+        if self.engine.defer_triage:
+            from minsheng.services.triage_jobs import run_triage_jobs
+
+            run_triage_jobs(self.db, self.engine, self.clock.now())
         with self.db.read_sessions() as session:
             t = session.scalar(select(Ticket).where(Ticket.number == number))
             assert t is not None
@@ -209,7 +213,13 @@ MakeDesk = Callable[..., Desk]
 
 
 @pytest.fixture
-def make_desk(city_db: Database, clock: FixedClock, tmp_path: Path) -> Iterator[MakeDesk]:
+def triage_mode() -> str:
+    """inline (triage inside the intake transaction) or deferred (a triage job run right after intake)."""
+    return "inline"
+
+
+@pytest.fixture
+def make_desk(city_db: Database, clock: FixedClock, tmp_path: Path, triage_mode: str) -> Iterator[MakeDesk]:
     def make(
         classifier: Any = None,
         *,
@@ -226,6 +236,8 @@ def make_desk(city_db: Database, clock: FixedClock, tmp_path: Path) -> Iterator[
             city_db, settings, engine, clock, config=config, classifier=classifier, signals=signals
         ).start()
         engine.triage = runtime.hook
+        engine.triage_prepare = runtime.prepare
+        engine.defer_triage = triage_mode == "deferred"
         return Desk(city_db, runtime, engine, clock)
 
     yield make

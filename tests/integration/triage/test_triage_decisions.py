@@ -14,6 +14,12 @@ from minsheng.triage import classifier as clf
 from tests.integration.triage.conftest import LEAVES, FakeClassifier, MakeDesk, generated_texts
 
 
+@pytest.fixture(params=["inline", "deferred"])
+def triage_mode(request: pytest.FixtureRequest) -> str:
+    """Every decision below is made the same whether triage runs inside intake or as a job right after it."""
+    return str(request.param)
+
+
 def reasons(ticket: object) -> list[str]:
     triage = getattr(ticket, "triage", None) or {}
     return [r["code"] for r in triage.get("reasons", [])]
