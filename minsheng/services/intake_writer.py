@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor
 from minsheng.services import schemas as s
-from minsheng.services.tickets import PREPARED_KEY, TicketEngine, submit
+from minsheng.services.tickets import PREPARED_KEY, RESERVE_KEY, TicketEngine, submit
 from minsheng.storage.db import Database
 from minsheng.storage.models import Ticket
 
@@ -194,6 +194,7 @@ class IntakeWriter:
         results: list[Result] = []
         try:
             with self.db.write_sessions() as session, session.begin():
+                session.info[RESERVE_KEY] = len(batch)
                 for job in batch:
                     if job.prepared is not None:
                         session.info[PREPARED_KEY] = (job.req, job.prepared)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, Select, Table, bindparam, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from minsheng.domain import transitions as tx
 from minsheng.domain.numbering import format_ticket_number, hash_query_code, new_query_code, numbering_day
@@ -173,9 +174,9 @@ class TicketEngine:
             reopen_count=0,
             return_count=0,
             event_count=0,
-            # Known empty: reading it later must not cost a query.
-            assignments=[],
         )
+        # Known empty: reading it later must not cost a query (and, set as loaded, it costs the flush nothing).
+        set_committed_value(ticket, "assignments", [])
         asked = {"channel": ticket.channel, "kind": ticket.kind, "urgency": ticket.urgency}
         # Triage decides before the ticket's first flush, so its fields go into the INSERT instead of a second
         # UPDATE of the same row; what needs the stored ticket (cluster notes, dispatch) runs after.
@@ -239,9 +240,18 @@ class TicketEngine:
         ticket.triage = d.explanation
 
     def _next_ids(self, session: Session, now: datetime) -> tuple[int, str]:
-        """The new ticket's id and number."""
+        """The new ticket's id and number.
+
+        The intake writer tells how many tickets its transaction will take (`RESERVE_KEY`): they are reserved
+        in one statement, and the following intakes of the transaction take theirs from the reserve.
+        """
         day = numbering_day(now)
         key = f"{day:%Y%m%d}"
+        tx_now = session.get_transaction()
+        pool = session.info.get(_ID_POOL_KEY)
+        if pool is not None and pool[0] is tx_now and pool[1] == key and pool[2]:
+            return pool[2].pop()  # type: ignore[no-any-return]
+        n = max(1, int(session.info.pop(RESERVE_KEY, 1)))
         conn = session.connection()
         if conn.dialect.name == "postgresql":
             # A sequence per day: nextval takes no row lock and survives crashes without reuse, so
@@ -255,20 +265,26 @@ class TicketEngine:
                 self._id_sequence = str(
                     conn.execute(text("SELECT pg_get_serial_sequence('tickets', 'id')")).scalar_one()
                 )
-            ident, seq = conn.execute(text(f"SELECT nextval('{self._id_sequence}'), nextval('{name}')")).one()
-            return int(ident), format_ticket_number(day, seq)
-        # SQLite writers hold the database lock for the whole transaction (BEGIN IMMEDIATE), so the highest id
-        # cannot move under us: later tickets of the same transaction count on from the first look-up. Core
-        # statements on the session's connection: the ORM's bulk-insert path would cost more than the statement.
-        tx_now = session.get_transaction()
-        cached = session.info.get(_NEXT_ID_KEY)
-        if cached is not None and cached[0] is tx_now:
-            ident = int(cached[1])
+            rows = conn.execute(
+                text(f"SELECT nextval('{self._id_sequence}'), nextval('{name}') FROM generate_series(1, :n)"),
+                {"n": n},
+            ).all()
+            pairs = sorted((int(ident), int(seq)) for ident, seq in rows)
         else:
-            ident = int(conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM tickets")).scalar_one())
-        session.info[_NEXT_ID_KEY] = (tx_now, ident + 1)
-        seq = conn.execute(_COUNTER_UPSERT, {"day": key}).scalar_one()
-        return ident, format_ticket_number(day, seq)
+            # SQLite writers hold the database lock for the whole transaction (BEGIN IMMEDIATE), so the highest
+            # id cannot move under us: later tickets of the same transaction count on from the first look-up.
+            # Core statements on the session's connection: the ORM's bulk path would cost more than they do.
+            cached = session.info.get(_NEXT_ID_KEY)
+            if cached is not None and cached[0] is tx_now:
+                ident = int(cached[1])
+            else:
+                ident = int(conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM tickets")).scalar_one())
+            session.info[_NEXT_ID_KEY] = (tx_now, ident + n)
+            last = int(conn.execute(_COUNTER_UPSERT, {"day": key, "n": n}).scalar_one())
+            pairs = [(ident + k, last - n + 1 + k) for k in range(n)]
+        out = [(ident, format_ticket_number(day, seq)) for ident, seq in pairs]
+        session.info[_ID_POOL_KEY] = (tx_now, key, out[:0:-1])
+        return out[0]
 
     # ------------------------------------------------------------------ desk steps
     def answer_directly(
@@ -874,11 +890,14 @@ def triage_request(req: s.IntakeRequest) -> dict[str, Any]:
 
 _NOT_PREPARED: Any = object()
 _NEXT_ID_KEY = "minsheng_next_ticket_id"
+_ID_POOL_KEY = "minsheng_ticket_id_pool"
+#: session.info key: how many intakes the transaction is about to make (set by the intake writer).
+RESERVE_KEY = "minsheng_intake_reserve"
 _COUNTER_TABLE = cast(Table, TicketCounter.__table__)
 _COUNTER_UPSERT = (
     sqlite_insert(_COUNTER_TABLE)
-    .values(day=bindparam("day"), last=1)
-    .on_conflict_do_update(index_elements=["day"], set_={"last": _COUNTER_TABLE.c.last + 1})
+    .values(day=bindparam("day"), last=bindparam("n"))
+    .on_conflict_do_update(index_elements=["day"], set_={"last": _COUNTER_TABLE.c.last + bindparam("n")})
     .returning(_COUNTER_TABLE.c.last)
 )
 

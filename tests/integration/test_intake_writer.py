@@ -59,12 +59,19 @@ def test_a_batch_commits_together(db: Database, clock: FixedClock) -> None:
     assert (w.batches, w.fallbacks) == (1, 0)
     numbers = [b.result[0] for _, b in jobs if b.result]
     assert len(set(numbers)) == 6 and all(b.calls == 1 and b.error is None for _, b in jobs)
+    # The batch reserved its six numbers in one go: consecutive, in the order the requests came.
+    seqs = [int(str(n)[8:]) for n in numbers]
+    assert seqs == list(range(seqs[0], seqs[0] + 6))
+    # The next ticket counts on after the reserve, on both backends.
+    nxt = [_job(s.IntakeRequest(detail="第七盏路灯不亮"), clock.now())]
+    w._write([j for j, _ in nxt])
+    assert nxt[0][1].result is not None and int(str(nxt[0][1].result[0])[8:]) == seqs[-1] + 1
     assert all(b.result and b.result[1] and b.result[2] for _, b in jobs)  # query code, created
     with db.read_sessions() as session:
-        assert _count(db) == 6
+        assert _count(db) == 7
         # Every ticket has its own intake event, seq 1.
-        seqs = session.scalars(select(TimelineEvent.seq).where(TimelineEvent.action == "intake")).all()
-        assert sorted(seqs) == [1] * 6
+        events = session.scalars(select(TimelineEvent.seq).where(TimelineEvent.action == "intake")).all()
+        assert sorted(events) == [1] * 7
 
 
 def test_a_bad_request_fails_alone(db: Database, clock: FixedClock) -> None:
