@@ -719,6 +719,7 @@ class TicketEngine:
     ) -> TimelineEvent:
         t.event_count = (t.event_count or 0) + 1
         ev = TimelineEvent(
+            id=_sqlite_event_id(session),
             ticket_id=t.id,
             seq=t.event_count,
             assignment_id=assignment.id if assignment else None,
@@ -867,6 +868,32 @@ def ensure_day_sequence(engine: Engine, name: str) -> None:
         with contextlib.suppress(IntegrityError):
             conn.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"))
 
+
+def _sqlite_event_id(session: Session) -> int | None:
+    """On SQLite, the new timeline event's id, counted on within the transaction; elsewhere None (the sequence).
+
+    Why: SQLite offers the ORM no way to match the ids of a multi-row INSERT … RETURNING to its rows, so events
+    without an id are inserted one statement each. SQLite writers hold the database lock for the whole
+    transaction (BEGIN IMMEDIATE), so the highest id cannot move under us; `_record` is the only place events
+    are made.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    tx = session.get_transaction()
+    cached = session.info.get(_NEXT_EVENT_KEY)
+    if cached is not None and cached[0] is tx:
+        ident = int(cached[1])
+    else:
+        ident = int(
+            session.connection()
+            .execute(text("SELECT coalesce(max(id), 0) + 1 FROM timeline_events"))
+            .scalar_one()
+        )
+    session.info[_NEXT_EVENT_KEY] = (tx, ident + 1)
+    return ident
+
+
+_NEXT_EVENT_KEY = "minsheng_next_event_id"
 
 #: What a deferred triage needs of the request: personal data is left out, the ticket row keeps it.
 _TRIAGE_REQUEST_FIELDS = {
