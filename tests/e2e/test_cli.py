@@ -235,3 +235,34 @@ def test_the_real_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "missing.xlsx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_worker_triages_deferred_intakes(
+    url: str, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from minsheng.domain.roles import Actor, Role
+    from minsheng.services import schemas as s
+    from minsheng.services.tickets import TicketEngine, submit
+    from minsheng.storage.triage_tables import TriageJob
+    from tests.factories import small_city
+
+    invoke("db", "upgrade", url=url)
+    now = datetime.now(UTC)
+    with writing(database) as session:
+        small_city(session, now)
+    engine = TicketEngine()
+    engine.triage = lambda *_: None  # a hook is installed: intake defers to it
+    engine.defer_triage = True
+    actor = Actor(role=Role.OPERATOR, name="话务员")
+    number, _, _ = submit(database, engine, actor, s.IntakeRequest(detail="小区门口路灯坏了一个星期"), now)
+    assert count(database, TriageJob) == 1
+    monkeypatch.setenv("MINSHENG_TRIAGE_MODE", "deferred")
+    result = invoke("worker", "run", "--once", url=url)
+    assert result.exit_code == 0, result.output
+    assert "triaged 1, failed 0" in result.output
+    assert count(database, TriageJob) == 0
+    with reading(database) as session:
+        t = session.scalar(select(Ticket).where(Ticket.number == number))
+        assert t is not None and t.triage is not None and t.triage["decision"] == "queue"

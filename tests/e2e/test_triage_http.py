@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
+
+from minsheng.api.app import create_app
+from minsheng.config import Settings
+from minsheng.domain.clock import FixedClock
+from minsheng.storage.db import Database
+from tests.factories import PASSWORD, small_city
 
 
 def test_routing_crud_and_bad_input(login: Callable[[str], TestClient]) -> None:
@@ -115,3 +124,46 @@ def test_suggest_model_settings_and_clusters(login: Callable[[str], TestClient])
     assert admin.post("/api/v1/triage/places", json={"name": "某地", "area_code": "NOPE"}).status_code == 404
     area = op.post("/api/v1/triage/suggest", json={"address": "幸福园门口"}).json()["area"]
     assert area["code"] == "C0101"
+
+
+def test_deferred_intake_answers_first_and_the_triage_thread_dispatches(
+    db: Database, db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    with db.write_sessions() as session, session.begin():
+        small_city(session, clock.now())
+    settings = Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        environment="test",
+        triage_mode="deferred",
+        embedded_worker=True,
+        worker_interval_seconds=30,  # only the intake writer's wake-up can start the triage round
+    )
+    with TestClient(create_app(settings, clock=clock, db=db)) as client:
+
+        def session_for(username: str) -> TestClient:
+            c = TestClient(client.app)
+            r = c.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+            c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+            return c
+
+        admin, op = session_for("admin"), session_for("operator1")
+        assert (
+            admin.post("/api/v1/triage/rules", json={"category_code": "0201", "lead_unit": "HBJ"}).status_code
+            == 201
+        )
+        r = op.post("/api/v1/tickets", json={"detail": "楼下酒吧每晚噪音到凌晨两点", "category_code": "0201"})
+        assert r.status_code == 201, r.text
+        assert r.json()["triage"] is None and r.json()["state"] == "accepted"
+        number = r.json()["number"]
+        done = threading.Event()
+        t: dict[str, Any] = {}
+        for _ in range(200):  # waits for the thread, not for a time rule: the clock is fixed
+            t = admin.get(f"/api/v1/tickets/{number}").json()
+            if t["state"] == "dispatched":
+                done.set()
+                break
+            done.wait(0.05)
+        assert done.is_set(), t
+        assert t["triage"]["decision"] == "auto_dispatch"
+        assert t["assignments"][0]["unit_code"] == "HBJ"

@@ -12,6 +12,7 @@ from tests.integration.triage.conftest import FakeClassifier, MakeDesk
 # tests/integration/triage, reused here.
 city_db = triage.city_db
 make_desk = triage.make_desk
+triage_mode = triage.triage_mode
 
 
 def reasons(ticket: Any) -> list[str]:
