@@ -8,7 +8,12 @@ the ratio to the ceiling are reported for SQLite and PostgreSQL.
 Part 2: with N tickets bulk-loaded (default 1,000,000), the list and inbox queries a console would make are
 timed over HTTP (sequential requests, p50/p95).
 
+Intake runs once per triage mode: ``inline`` (the analysis inside the intake transaction) and ``deferred`` (intake
+stores the ticket and a triage job; the web process's triage thread follows, yielding to intake for up to 30 s).
+For deferred, the triage backlog when the load stops and the seconds until it is drained are reported too.
+
 Usage: python bench/intake.py [--quick] [--backends sqlite,postgresql] [--tickets 1000000] [--duration 15]
+       [--triage-modes inline,deferred] [--workers 1]
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from minsheng.storage.models import User  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-console = Console()
+console = Console(width=180)
 
 WRK_POST = r"""
 counter = 0
@@ -114,15 +119,17 @@ def bearer_token(url: str, username: str) -> str:
 class Server:
     """uvicorn serving the real app in a child process."""
 
-    def __init__(self, url: str, workers: int, data_dir: Path) -> None:
+    def __init__(self, url: str, workers: int, data_dir: Path, triage_mode: str = "inline") -> None:
         self.port = free_port()
         env = {
             **os.environ,
             "MINSHENG_DATABASE_URL": url,
             "MINSHENG_DATA_DIR": str(data_dir),
-            "MINSHENG_EMBEDDED_WORKER": "false",
+            # Deferred triage runs in the web processes' own triage thread, part of the embedded worker.
+            "MINSHENG_EMBEDDED_WORKER": "true" if triage_mode == "deferred" else "false",
             "MINSHENG_AUTO_DISPATCH": "false",
             "MINSHENG_ENVIRONMENT": "benchmark",
+            "MINSHENG_TRIAGE_MODE": triage_mode,
         }
         self.proc = subprocess.Popen(
             [
@@ -193,7 +200,38 @@ def run_wrk(url: str, token: str, seconds: int, connections: int, script: str | 
     }
 
 
-def intake_bench(backend: str, seconds: int, connections: int, workers: int, tmp: Path) -> dict[str, Any]:
+def wait_for_triage(url: str, timeout: float = 600) -> tuple[float, int, int]:
+    """Seconds until no triage job is left, the jobs left when the load stopped, and the tickets triaged."""
+    from sqlalchemy import func, select
+
+    from minsheng.storage.models import Ticket
+    from minsheng.storage.triage_tables import TriageJob
+
+    db = open_database(url)
+    try:
+        t0 = time.perf_counter()
+        backlog = -1
+        while True:
+            with db.read_sessions() as s:
+                left = s.scalar(select(func.count()).select_from(TriageJob)) or 0
+            if backlog < 0:
+                backlog = left
+            if left == 0 or time.perf_counter() - t0 > timeout:
+                break
+            time.sleep(0.2)
+        drain = time.perf_counter() - t0
+        with db.read_sessions() as s:
+            triaged = (
+                s.scalar(select(func.count()).select_from(Ticket).where(Ticket.triage.is_not(None))) or 0
+            )
+        return drain, backlog, triaged
+    finally:
+        db.dispose()
+
+
+def intake_bench(
+    backend: str, seconds: int, connections: int, workers: int, tmp: Path, triage_mode: str = "inline"
+) -> dict[str, Any]:
     url, name = make_database(backend, tmp)
     try:
         upgrade(url)
@@ -205,11 +243,15 @@ def intake_bench(backend: str, seconds: int, connections: int, workers: int, tmp
         token = bearer_token(url, "bench_operator")
         script = tmp / "post.lua"
         script.write_text(WRK_POST)
-        server = Server(url, workers, tmp / "data")
+        server = Server(url, workers, tmp / "data", triage_mode)
+        drain: tuple[float, int, int] | None = None
         try:
             run_wrk(f"{server.base}/api/v1/ping", token, 2, connections, None)  # warm-up
             ceiling = run_wrk(f"{server.base}/api/v1/ping", token, seconds, connections, None)
             intake = run_wrk(f"{server.base}/api/v1/tickets", token, seconds, connections, str(script))
+            if triage_mode == "deferred":
+                # Triage follows the burst: how far behind it was, and how long it took to catch up.
+                drain = wait_for_triage(url)
             ceiling2 = run_wrk(f"{server.base}/api/v1/ping", token, seconds, connections, None)
         finally:
             server.stop()
@@ -225,6 +267,10 @@ def intake_bench(backend: str, seconds: int, connections: int, workers: int, tmp
         ceiling_rps = statistics.median([ceiling["rps"], ceiling2["rps"]])
         return {
             "backend": backend,
+            "triage_mode": triage_mode,
+            "triage_backlog_at_end": drain[1] if drain else 0,
+            "triage_drain_seconds": drain[0] if drain else 0.0,
+            "tickets_triaged": drain[2] if drain else None,
             "connections": connections,
             "workers": workers,
             "seconds": seconds,
@@ -311,6 +357,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=60)
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--skip-intake", action="store_true")
+    ap.add_argument(
+        "--triage-modes",
+        default="inline,deferred",
+        help="inline: triage inside intake; deferred: intake stores a job, triage follows (drain measured)",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed for the load: apt-get install wrk")
@@ -322,10 +373,13 @@ def main() -> None:
         tmp = Path(tmpdir)
         for b in backends:
             if not args.skip_intake:
-                console.print(f"[bold]intake on {b}[/] …")
-                results["intake"].append(
-                    intake_bench(b, args.duration, args.connections, args.workers, tmp / b)
-                )
+                for mode in [m for m in args.triage_modes.split(",") if m]:
+                    console.print(f"[bold]intake on {b}, triage {mode}[/] …")
+                    results["intake"].append(
+                        intake_bench(
+                            b, args.duration, args.connections, args.workers, tmp / f"{b}-{mode}", mode
+                        )
+                    )
             if not args.skip_queries:
                 console.print(f"[bold]queries on {b} with {args.tickets:,} tickets[/] …")
                 results["queries"].append(query_bench(b, args.tickets, args.samples, tmp / f"q{b}"))
@@ -333,6 +387,7 @@ def main() -> None:
         t = Table(title=f"Intake over HTTP ({args.connections} connections, wrk, {args.duration}s each)")
         for col in (
             "backend",
+            "triage",
             "tickets/s",
             "p50 ms",
             "p99 ms",
@@ -340,12 +395,14 @@ def main() -> None:
             "ratio",
             "non-2xx",
             "stored",
+            "triage backlog → drained in",
         ):
             t.add_column(col)
         for r in results["intake"]:
             i = r["intake"]
             t.add_row(
                 r["backend"],
+                r["triage_mode"],
                 f"{i['rps']:.0f}",
                 f"{i['p50_ms']:.1f}",
                 f"{i['p99_ms']:.1f}",
@@ -353,6 +410,9 @@ def main() -> None:
                 f"{r['ratio_to_ceiling']:.2f}",
                 str(i["non_2xx"]),
                 f"{r['tickets_stored']} ({r['numbers_distinct']} distinct)",
+                f"{r['triage_backlog_at_end']} → {r['triage_drain_seconds']:.1f}s ({r['tickets_triaged']} triaged)"
+                if r["triage_mode"] == "deferred"
+                else "–",
             )
         console.print(t)
     for q in results["queries"]:
