@@ -26,6 +26,7 @@ from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.services.tickets import TicketEngine
 from minsheng.storage.models import Extension, Ticket, TimelineEvent
+from minsheng.storage.triage_tables import TriageJob
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
 
@@ -397,6 +398,10 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
             "can": _can(user, view["allowed_actions"]),
             "ratings": [(r.value, r.label) for r in Rating],
             "pending_ext": [e for e in view["extensions"] if e["state"] == ExtensionState.PENDING.value],
+            # Deferred triage: the ticket is stored and its analysis is on its way.
+            "triage_pending": t.triage is None
+            and session.get(TriageJob, t.id) is not None
+            and queries.can_see_all(user.role),
         }
     return core.render(request, "ticket.html", ctx, user=user)
 

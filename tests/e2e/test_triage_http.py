@@ -167,3 +167,33 @@ def test_deferred_intake_answers_first_and_the_triage_thread_dispatches(
         assert done.is_set(), t
         assert t["triage"]["decision"] == "auto_dispatch"
         assert t["assignments"][0]["unit_code"] == "HBJ"
+
+
+def test_ticket_page_says_triage_is_pending_until_the_job_runs(
+    db: Database, db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    from minsheng.services.triage_jobs import run_triage_jobs
+
+    with db.write_sessions() as session, session.begin():
+        small_city(session, clock.now())
+    # No triage thread: the job waits until this test runs it.
+    settings = Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        environment="test",
+        triage_mode="deferred",
+        embedded_worker=False,
+    )
+    app = create_app(settings, clock=clock, db=db)
+    with TestClient(app) as client:
+        r = client.post("/api/v1/auth/login", json={"username": "dispatcher1", "password": PASSWORD})
+        client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        r = client.post("/api/v1/tickets", json={"detail": "楼下酒吧每晚噪音到凌晨两点"})
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+        page = client.get(f"/tickets/{number}").text
+        assert 'id="triage-pending"' in page and "分拣中" in page
+        stats = run_triage_jobs(db, app.state.minsheng.engine, clock.now())
+        assert stats.triaged == 1
+        page = client.get(f"/tickets/{number}").text
+        assert 'id="triage-pending"' not in page and 'class="triage"' in page
