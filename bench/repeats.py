@@ -228,6 +228,26 @@ def run_queries(
     }
 
 
+def flood(n: int = 20_000, queries: int = 2_000) -> dict[str, float]:
+    """A flood: ``n`` near-identical requests of one area (one street lamp, a number apart), then more of them.
+
+    Every band of every query hits the most recent rows, so this is the query's worst case (the one
+    `bench/intake.py` loads the server with); the per-band cap bounds it.
+    """
+    index = RepeatIndex(window_days=30, threshold=0.6)
+    at = START
+    template = "路灯不亮 幸福路{}号附近的路灯已经坏了一个星期，晚上行人很不安全，请尽快维修。"
+    for i in range(n):
+        index.add(f"F{i}", "AREA0000", template.format(i), at)
+    lat = np.empty(queries)
+    for i in range(queries):
+        text = template.format(n + i)
+        t0 = time.perf_counter()
+        index.query(text, "AREA0000", at)
+        lat[i] = (time.perf_counter() - t0) * 1000
+    return {"flood_n": n, "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="tickets in the full index")
@@ -289,6 +309,12 @@ def main() -> None:
         f"median {np.median(planted_j):.2f}, {np.mean(planted_j >= 0.6):.0%} of them ≥ 0.6"
     )
 
+    flooded = flood()
+    console.print(
+        f"flood of {flooded['flood_n']:,} near-identical requests in one area: query p50 "
+        f"{flooded['p50_ms']:.3f} ms, p95 {flooded['p95_ms']:.3f} ms"
+    )
+
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -312,6 +338,7 @@ def main() -> None:
                     "median": float(np.median(planted_j)),
                     "share_ge_0.6": float(np.mean(planted_j >= 0.6)),
                 },
+                "flood": flooded,
                 "target_p95_ms": TARGET_P95_MS,
                 "pass": verdict == "PASS",
             },
