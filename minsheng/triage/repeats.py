@@ -26,8 +26,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
