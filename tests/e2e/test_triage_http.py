@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,11 @@ def test_ticket_page_says_triage_is_pending_until_the_job_runs(
         number = r.json()["number"]
         page = client.get(f"/tickets/{number}").text
         assert 'id="triage-pending"' in page and "分拣中" in page
+        clock.advance(timedelta(seconds=12))
+        backlog = client.get("/api/v1/triage/jobs").json()
+        assert backlog["mode"] == "deferred" and backlog["waiting"] == 1 and backlog["lag_seconds"] == 12.0
         stats = run_triage_jobs(db, app.state.minsheng.engine, clock.now())
         assert stats.triaged == 1
         page = client.get(f"/tickets/{number}").text
         assert 'id="triage-pending"' not in page and 'class="triage"' in page
+        assert client.get("/api/v1/triage/jobs").json()["waiting"] == 0
