@@ -189,12 +189,16 @@ def _as_guesses(top: Any, limit: int = 3) -> list[Guess]:
     return out[:limit]
 
 
-def _explain_cues(model: Any, text: str) -> list[str]:
+def _explain_cues(model: Any, text: str, label: str | None = None) -> list[str]:
     explain = getattr(model, "explain", None)
     if explain is None:
         return []
     try:
-        raw = explain(text)
+        # With the label already predicted, the model need not predict it again (half the cost of explaining).
+        try:
+            raw = explain(text, label=label) if label is not None else explain(text)
+        except TypeError:
+            raw = explain(text)
     except Exception:  # an explanation is a courtesy: never let it fail a triage
         log.debug("classifier explain failed", exc_info=True)
         return []
@@ -222,7 +226,7 @@ def classify(model: Any, text: str) -> Classification:
     label = getattr(pred, "label", None)
     if label is not None and (not top or top[0].label != str(label)):
         top = [Guess(str(label), float(getattr(pred, "confidence", 0.0))), *top][:3]
-    return Classification(top, _explain_cues(model, text))
+    return Classification(top, _explain_cues(model, text, str(label) if label is not None else None))
 
 
 @dataclass(frozen=True)

@@ -380,7 +380,18 @@ class _AveragedLinear:
         self.classes_ = np.array(classes, dtype=object)
 
     def decision_function(self, x: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(x @ self.coef_.T, dtype=np.float64) + self.intercept_
+        # scipy multiplies a sparse matrix by a dense one of the same dtype and C order only, and otherwise copies
+        # the dense one first: with float64 features and `coef_.T` (float32, F-ordered) that was the whole weight
+        # matrix on every call, ~5 ms for one text. The C-ordered transpose is made once per process and the
+        # (small) feature matrix is cast instead; float32 sums of a few hundred terms change scores by ~1e-7.
+        coef_t = self.__dict__.get("_coef_t")
+        if coef_t is None:
+            coef_t = self.__dict__["_coef_t"] = np.ascontiguousarray(self.coef_.T)
+        return np.asarray(x.astype(np.float32) @ coef_t, dtype=np.float64) + self.intercept_
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The transpose is a cache: model files keep only the weights, as before.
+        return {k: v for k, v in self.__dict__.items() if k != "_coef_t"}
 
 
 def _make_calibrator() -> Any:
