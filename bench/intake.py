@@ -13,7 +13,7 @@ stores the ticket and a triage job; the web process's triage thread follows, yie
 For deferred, the triage backlog when the load stops and the seconds until it is drained are reported too.
 
 Usage: python bench/intake.py [--quick] [--backends sqlite,postgresql] [--tickets 1000000] [--duration 15]
-       [--triage-modes inline,deferred] [--workers 1]
+       [--triage-modes inline,deferred] [--workers 1] [--with-model]
 """
 
 from __future__ import annotations
@@ -229,8 +229,27 @@ def wait_for_triage(url: str, timeout: float = 600) -> tuple[float, int, int]:
         db.dispose()
 
 
+def train_bench_model(data_dir: Path) -> None:
+    """A classifier trained on 3,000 requests of the demo city, where the server finds it (<data dir>/models)."""
+    from bench.classify import _generated
+    from minsheng.services.triage_service import CURRENT_FILE
+    from minsheng.triage import classifier as clf
+
+    texts, labels = _generated(3000)
+    model = clf.train_classifier(texts, labels, folds=3)
+    models = data_dir / "models"
+    clf.save_model(model, models / "versions" / "bench")
+    (models / CURRENT_FILE).write_text("bench", encoding="utf-8")
+
+
 def intake_bench(
-    backend: str, seconds: int, connections: int, workers: int, tmp: Path, triage_mode: str = "inline"
+    backend: str,
+    seconds: int,
+    connections: int,
+    workers: int,
+    tmp: Path,
+    triage_mode: str = "inline",
+    with_model: bool = False,
 ) -> dict[str, Any]:
     url, name = make_database(backend, tmp)
     try:
@@ -243,6 +262,8 @@ def intake_bench(
         token = bearer_token(url, "bench_operator")
         script = tmp / "post.lua"
         script.write_text(WRK_POST)
+        if with_model:
+            train_bench_model(tmp / "data")
         server = Server(url, workers, tmp / "data", triage_mode)
         drain: tuple[float, int, int] | None = None
         try:
@@ -268,6 +289,7 @@ def intake_bench(
         return {
             "backend": backend,
             "triage_mode": triage_mode,
+            "model": with_model,
             "triage_backlog_at_end": drain[1] if drain else 0,
             "triage_drain_seconds": drain[0] if drain else 0.0,
             "tickets_triaged": drain[2] if drain else None,
@@ -358,6 +380,11 @@ def main() -> None:
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--skip-intake", action="store_true")
     ap.add_argument(
+        "--with-model",
+        action="store_true",
+        help="load a classifier (trained on 3,000 generated requests) so that triage classifies every ticket",
+    )
+    ap.add_argument(
         "--triage-modes",
         default="inline,deferred",
         help="inline: triage inside intake; deferred: intake stores a job, triage follows (drain measured)",
@@ -377,14 +404,23 @@ def main() -> None:
                     console.print(f"[bold]intake on {b}, triage {mode}[/] …")
                     results["intake"].append(
                         intake_bench(
-                            b, args.duration, args.connections, args.workers, tmp / f"{b}-{mode}", mode
+                            b,
+                            args.duration,
+                            args.connections,
+                            args.workers,
+                            tmp / f"{b}-{mode}",
+                            mode,
+                            args.with_model,
                         )
                     )
             if not args.skip_queries:
                 console.print(f"[bold]queries on {b} with {args.tickets:,} tickets[/] …")
                 results["queries"].append(query_bench(b, args.tickets, args.samples, tmp / f"q{b}"))
     if results["intake"]:
-        t = Table(title=f"Intake over HTTP ({args.connections} connections, wrk, {args.duration}s each)")
+        model = "a classifier loaded" if args.with_model else "no classifier"
+        t = Table(
+            title=f"Intake over HTTP ({args.connections} connections, wrk, {args.duration}s each, {model})"
+        )
         for col in (
             "backend",
             "triage",
