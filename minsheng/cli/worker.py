@@ -56,6 +56,7 @@ def run(
         runtime = TriageRuntime(db, settings, engine, clock).start()
         engine.triage = runtime.hook
         engine.triage_prepare = runtime.prepare
+        engine.triage_prepare_many = runtime.prepare_many
         engine.defer_triage = True
         if once:
             done = run_triage_jobs(db, engine, clock.now())

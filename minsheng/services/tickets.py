@@ -97,6 +97,8 @@ class TicketEngine:
         # Analysis that needs no database runs before the intake transaction: on SQLite every writer waits
         # for the one holding the lock, so work done outside it is work that does not queue.
         self.triage_prepare: TriagePrepare | None = None
+        # The same for a batch of requests (deferred triage's jobs), where the analysis can share work.
+        self.triage_prepare_many: Callable[[list[s.IntakeRequest], list[datetime]], list[Any]] | None = None
         # Deferred triage (MINSHENG_TRIAGE_MODE=deferred): intake only stores the ticket and a triage job;
         # `triage_stored` makes the same decision moments later, outside the intake's transaction.
         self.defer_triage = False

@@ -95,16 +95,22 @@ def _jobs_query(limit: int, skip: set[int]) -> Any:
 
 
 def _analyse(engine: TicketEngine, rows: list[Any]) -> list[_Work]:
-    out = []
-    for ticket_id, request, created_at in rows:
+    reqs = []
+    for _, request, _ in rows:
         try:
             req = s.IntakeRequest.model_validate(request)
         except ValidationError:
             # Intake took it (an internal caller may hand over text beyond the API's limits): triage what it holds.
             req = s.IntakeRequest.model_construct(**request)
-        prepared = engine.triage_prepare(req, created_at) if engine.triage_prepare else None
-        out.append(_Work(int(ticket_id), req, prepared))
-    return out
+        reqs.append(req)
+    at = [row[2] for row in rows]
+    if engine.triage_prepare_many is not None:
+        prepared = engine.triage_prepare_many(reqs, at)
+    elif engine.triage_prepare is not None:
+        prepared = [engine.triage_prepare(req, when) for req, when in zip(reqs, at, strict=True)]
+    else:
+        prepared = [None] * len(reqs)
+    return [_Work(int(row[0]), req, p) for row, req, p in zip(rows, reqs, prepared, strict=True)]
 
 
 def _one_batch(db: Database, engine: TicketEngine, now: datetime, batch: int, skip: set[int]) -> int:

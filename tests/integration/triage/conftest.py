@@ -237,6 +237,7 @@ def make_desk(city_db: Database, clock: FixedClock, tmp_path: Path, triage_mode:
         ).start()
         engine.triage = runtime.hook
         engine.triage_prepare = runtime.prepare
+        engine.triage_prepare_many = runtime.prepare_many
         engine.defer_triage = triage_mode == "deferred"
         return Desk(city_db, runtime, engine, clock)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from minsheng.demo.city import DemoCity
 from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Actor, Role
 from minsheng.services import schemas as s
@@ -17,7 +20,7 @@ from minsheng.services.triage_jobs import MAX_ATTEMPTS, TriageWorker, pending_jo
 from minsheng.storage.db import Database
 from minsheng.storage.models import Ticket, TimelineEvent
 from minsheng.storage.triage_tables import TriageJob
-from tests.integration.triage.conftest import Desk, FakeClassifier, MakeDesk
+from tests.integration.triage.conftest import Desk, FakeClassifier, MakeDesk, generated_texts
 
 OPERATOR = Actor(role=Role.OPERATOR, name="话务员")
 DISPATCHER = Actor(role=Role.DISPATCHER, name="派单员")
@@ -168,3 +171,33 @@ def test_the_worker_thread_triages_what_intake_wakes_it_for(make_desk: MakeDesk)
     finally:
         worker.stop()
     assert worker.stats.triaged == 1
+
+
+def test_a_batch_is_classified_in_one_call_with_the_same_result(
+    make_desk: MakeDesk, tiny_model_dir: Path, demo_city: DemoCity
+) -> None:
+    desk = make_desk(model_dir=tiny_model_dir)
+    texts, _ = generated_texts(demo_city, 3, seed=5)
+    reqs = [s.IntakeRequest(detail=t) for t in texts] + [s.IntakeRequest.model_construct(detail="　")]
+    at = [desk.clock.now()] * len(reqs)
+    calls: list[int] = []
+    model = desk.runtime.model
+    assert model is not None
+    real_predict = model.predict
+
+    def counting(batch: list[str]) -> Any:
+        calls.append(len(batch))
+        return real_predict(batch)
+
+    model.predict = counting  # type: ignore[method-assign]
+    together = desk.runtime.prepare_many(reqs, at)
+    assert calls == [len(texts)]  # one call; the blank text is not sent
+    alone = [desk.runtime.prepare(r, w) for r, w in zip(reqs, at, strict=True)]
+    for a, b in zip(together, alone, strict=True):
+        assert a is not None and b is not None
+        # The same guesses: labels exactly, confidences up to float rounding of a batched product.
+        assert [g.label for g in a.classification.top] == [g.label for g in b.classification.top]
+        for g, h in zip(a.classification.top, b.classification.top, strict=True):
+            assert g.confidence == pytest.approx(h.confidence, abs=1e-9)
+        assert a.classification.cues == b.classification.cues
+        assert a.category_code == b.category_code and a.reasons == b.reasons
