@@ -273,15 +273,8 @@ class TicketEngine:
             ).all()
             pairs = sorted((int(ident), int(seq)) for ident, seq in rows)
         else:
-            # SQLite writers hold the database lock for the whole transaction (BEGIN IMMEDIATE), so the highest
-            # id cannot move under us: later tickets of the same transaction count on from the first look-up.
             # Core statements on the session's connection: the ORM's bulk path would cost more than they do.
-            cached = session.info.get(_NEXT_ID_KEY)
-            if cached is not None and cached[0] is tx_now:
-                ident = int(cached[1])
-            else:
-                ident = int(conn.execute(text("SELECT coalesce(max(id), 0) + 1 FROM tickets")).scalar_one())
-            session.info[_NEXT_ID_KEY] = (tx_now, ident + n)
+            ident = _sqlite_take_ids(session, "tickets", n)
             last = int(conn.execute(_COUNTER_UPSERT, {"day": key, "n": n}).scalar_one())
             pairs = [(ident + k, last - n + 1 + k) for k in range(n)]
         out = [(ident, format_ticket_number(day, seq)) for ident, seq in pairs]
@@ -875,27 +868,31 @@ def _sqlite_event_id(session: Session) -> int | None:
     """On SQLite, the new timeline event's id, counted on within the transaction; elsewhere None (the sequence).
 
     Why: SQLite offers the ORM no way to match the ids of a multi-row INSERT … RETURNING to its rows, so events
-    without an id are inserted one statement each. SQLite writers hold the database lock for the whole
-    transaction (BEGIN IMMEDIATE), so the highest id cannot move under us; `_record` is the only place events
-    are made.
+    without an id are inserted one statement each. `_record` is the only place events are made.
     """
     if session.get_bind().dialect.name != "sqlite":
         return None
+    return _sqlite_take_ids(session, "timeline_events", 1)
+
+
+def _sqlite_take_ids(session: Session, table: str, n: int) -> int:
+    """The first of ``n`` new ids of ``table`` (SQLite), counted on from ``max(id)`` once per transaction.
+
+    SQLite writers hold the database lock for the whole transaction (BEGIN IMMEDIATE), so the highest id cannot
+    move under us: later rows of the same transaction count on from the first look-up.
+    """
     tx = session.get_transaction()
-    cached = session.info.get(_NEXT_EVENT_KEY)
+    key = f"minsheng_next_id_{table}"
+    cached = session.info.get(key)
     if cached is not None and cached[0] is tx:
         ident = int(cached[1])
     else:
         ident = int(
-            session.connection()
-            .execute(text("SELECT coalesce(max(id), 0) + 1 FROM timeline_events"))
-            .scalar_one()
+            session.connection().execute(text(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")).scalar_one()
         )
-    session.info[_NEXT_EVENT_KEY] = (tx, ident + 1)
+    session.info[key] = (tx, ident + n)
     return ident
 
-
-_NEXT_EVENT_KEY = "minsheng_next_event_id"
 
 #: What a deferred triage needs of the request: personal data is left out, the ticket row keeps it.
 _TRIAGE_REQUEST_FIELDS = {
@@ -918,7 +915,6 @@ def triage_request(req: s.IntakeRequest) -> dict[str, Any]:
 
 
 _NOT_PREPARED: Any = object()
-_NEXT_ID_KEY = "minsheng_next_ticket_id"
 _ID_POOL_KEY = "minsheng_ticket_id_pool"
 #: session.info key: how many intakes the transaction is about to make (set by the intake writer).
 RESERVE_KEY = "minsheng_intake_reserve"

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from minsheng.domain.clock import Clock
@@ -79,8 +79,6 @@ def run_triage_jobs(
 
 def pending_jobs(db: Database) -> tuple[int, datetime | None]:
     """How many tickets wait for triage, and when the oldest of them was taken in."""
-    from sqlalchemy import func
-
     with db.read_sessions() as session:
         count = session.scalar(select(func.count()).select_from(TriageJob)) or 0
         oldest = session.scalar(select(TriageJob.created_at).order_by(TriageJob.ticket_id).limit(1))

@@ -127,28 +127,40 @@ def test_suggest_model_settings_and_clusters(login: Callable[[str], TestClient])
     assert area["code"] == "C0101"
 
 
-def test_deferred_intake_answers_first_and_the_triage_thread_dispatches(
-    db: Database, db_url: str, clock: FixedClock, tmp_path: Path
-) -> None:
+def _deferred_app(db: Database, db_url: str, clock: FixedClock, tmp_path: Path, **settings: Any) -> Any:
+    """The app over the small city with deferred triage (and the given settings)."""
     with db.write_sessions() as session, session.begin():
         small_city(session, clock.now())
-    settings = Settings(
+    config = Settings(
         database_url=db_url,
         data_dir=tmp_path / "data",
         environment="test",
         triage_mode="deferred",
+        **settings,
+    )
+    return create_app(config, clock=clock, db=db)
+
+
+def _client_as(app: Any, username: str) -> TestClient:
+    c = TestClient(app)
+    r = c.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c
+
+
+def test_deferred_intake_answers_first_and_the_triage_thread_dispatches(
+    db: Database, db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    app = _deferred_app(
+        db,
+        db_url,
+        clock,
+        tmp_path,
         embedded_worker=True,
         worker_interval_seconds=30,  # only the intake writer's wake-up can start the triage round
     )
-    with TestClient(create_app(settings, clock=clock, db=db)) as client:
-
-        def session_for(username: str) -> TestClient:
-            c = TestClient(client.app)
-            r = c.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
-            c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-            return c
-
-        admin, op = session_for("admin"), session_for("operator1")
+    with TestClient(app):
+        admin, op = _client_as(app, "admin"), _client_as(app, "operator1")
         assert (
             admin.post("/api/v1/triage/rules", json={"category_code": "0201", "lead_unit": "HBJ"}).status_code
             == 201
@@ -175,20 +187,10 @@ def test_ticket_page_says_triage_is_pending_until_the_job_runs(
 ) -> None:
     from minsheng.services.triage_jobs import run_triage_jobs
 
-    with db.write_sessions() as session, session.begin():
-        small_city(session, clock.now())
     # No triage thread: the job waits until this test runs it.
-    settings = Settings(
-        database_url=db_url,
-        data_dir=tmp_path / "data",
-        environment="test",
-        triage_mode="deferred",
-        embedded_worker=False,
-    )
-    app = create_app(settings, clock=clock, db=db)
-    with TestClient(app) as client:
-        r = client.post("/api/v1/auth/login", json={"username": "dispatcher1", "password": PASSWORD})
-        client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    app = _deferred_app(db, db_url, clock, tmp_path, embedded_worker=False)
+    with TestClient(app):
+        client = _client_as(app, "dispatcher1")
         r = client.post("/api/v1/tickets", json={"detail": "楼下酒吧每晚噪音到凌晨两点"})
         assert r.status_code == 201, r.text
         number = r.json()["number"]
