@@ -43,7 +43,7 @@ from minsheng.storage.models import Area, Category, Ticket, TimelineEvent, Unit,
 from minsheng.storage.triage_tables import ClusterWarningRow, Place, RoutingRuleRow, TriageSetting
 from minsheng.triage.clusters import ClusterDetector, ClusterWarning
 from minsheng.triage.jurisdiction import AreaRecord, Jurisdiction, JurisdictionResult, PlaceRecord
-from minsheng.triage.repeats import RepeatIndex
+from minsheng.triage.repeats import RepeatIndex, signature
 from minsheng.triage.routing import (
     DispatchRecord,
     ReturnRecord,
@@ -66,6 +66,8 @@ SYSTEM_NAME = "智能分拨"
 CURRENT_FILE = "CURRENT"
 TRAINING_FILE = "training.json"
 NO_AREA = "?"
+# session.info key: a small repeat index of the tickets triaged in the session's open transaction.
+BATCH_KEY = "triage_batch"
 # Text beyond this carries no extra signal for any of the detectors (the subject is stated early), and cutting it
 # keeps a pasted 100,000-character detail from costing more than an ordinary request.
 MAX_TEXT = 3000
@@ -89,6 +91,12 @@ class TriageConfig:
     cluster_area_level: str = "street"
     cluster_match: str = "either"
     stale_check_seconds: float = 30.0
+    # Tickets other processes took (API processes, workers on other hosts) are read from the database at most
+    # this often, so that each process's repeat index and cluster detector see the whole city's intake.
+    recent_sync_seconds: float = 2.0
+    # How far before the last read to look again: a ticket's created_at is stamped before its transaction
+    # commits, and a deferred ticket is read only once triaged.
+    recent_sync_margin_seconds: float = 300.0
     model_level: int = 3
 
     def updated(self, overrides: dict[str, Any]) -> TriageConfig:
@@ -469,6 +477,9 @@ class Analysis:
     dispatch: s.Dispatch | None
     model_version: str | None
     org: OrgSnapshot
+    # The recent-ticket state the repeats were looked up in, and its generation then (see `TriageRuntime.hook`).
+    seen: tuple[Any, int] | None = None
+    signature: Any = None  # of `text`, for the repeat index (computed once per request)
 
     def explanation(self) -> dict[str, Any]:
         org = self.org
@@ -607,6 +618,9 @@ class TriageRuntime:
         self.detect_signals = signals or detect_signals
         self._reload_lock = threading.Lock()
         self._checked_at = 0.0
+        self._sync_lock = threading.Lock()
+        self._synced_check = time.monotonic()
+        self._synced_at = clock.now()
         self.org: OrgSnapshot
         self.recent: _Recent
 
@@ -686,6 +700,7 @@ class TriageRuntime:
             .execution_options(yield_per=2000)
         )
         n = 0
+        self._synced_at = now
         for number, title, detail, at, area_code, cat_code in session.execute(q):
             text = request_text(title, detail)
             recent.repeats.add(number, area_code or NO_AREA, text, at)
@@ -734,10 +749,15 @@ class TriageRuntime:
         at: datetime,
         auto_dispatch: bool = False,
         prediction: Any = None,
+        classification: Classification | None = None,
+        batch: RepeatIndex | None = None,
     ) -> Analysis:
+        """``classification``: reuse one already made; ``batch``: the tickets of the current transaction, not yet
+        in the repeat index, which are repeat candidates too."""
         org, config, model = self.org, self.config, self.model
         text = request_text(title, detail)
-        classification = classify(model, text, prediction)
+        if classification is None:
+            classification = classify(model, text, prediction)
         signals = self.detect_signals(text)
         threshold = self.threshold
 
@@ -785,8 +805,13 @@ class TriageRuntime:
                 }
             )
 
-        with self.recent.lock:
-            found = self.recent.repeats.query(text, area_code or NO_AREA, at, limit=5) if text else []
+        recent = self.recent
+        sig = signature(text) if text else None
+        with recent.lock:
+            seen = (recent, recent.repeats.generation)
+            found = recent.repeats.query(text, area_code or NO_AREA, at, limit=5, sig=sig) if text else []
+        if batch is not None and text:
+            found = _best_repeats([*found, *batch.query_since(text, area_code or NO_AREA, at, 0, sig=sig)])
         repeats = [(str(c.ticket_id), c.score, c.at) for c in found]
 
         reasons: list[dict[str, str]] = []
@@ -862,9 +887,19 @@ class TriageRuntime:
             dispatch=dispatch,
             model_version=self.model_version,
             org=org,
+            seen=seen,
+            signature=sig,
         )
 
-    def analyse_request(self, req: s.IntakeRequest, now: datetime, prediction: Any = None) -> Analysis:
+    def analyse_request(
+        self,
+        req: s.IntakeRequest,
+        now: datetime,
+        prediction: Any = None,
+        *,
+        classification: Classification | None = None,
+        batch: RepeatIndex | None = None,
+    ) -> Analysis:
         return self.analyse(
             title=req.title,
             detail=req.detail,
@@ -876,11 +911,14 @@ class TriageRuntime:
             at=now,
             auto_dispatch=self.settings.auto_dispatch,
             prediction=prediction,
+            classification=classification,
+            batch=batch,
         )
 
     def prepare_many(self, reqs: list[s.IntakeRequest], at: list[datetime]) -> list[Analysis | None]:
         """`prepare` for a batch (deferred triage): the classifier reads all texts in one call, which costs
         about a twentieth of reading them one by one."""
+        self.catch_up()
         model = self.model
         preds: list[Any] = [None] * len(reqs)
         if model is not None:
@@ -902,6 +940,7 @@ class TriageRuntime:
 
     def prepare(self, req: s.IntakeRequest, now: datetime) -> Analysis | None:
         """The analysis of a request before its intake transaction opens (see `TicketEngine.triage_prepare`)."""
+        self.catch_up()
         try:
             return self.analyse_request(req, now)
         except Exception:
@@ -915,16 +954,23 @@ class TriageRuntime:
         try:
             self.refresh_if_stale(session)
             prepared = session.info.pop(PREPARED_KEY, None)
+            batch: RepeatIndex | None = session.info.get(BATCH_KEY)
             # An analysis made before an org change (the snapshot was just reloaded) may route to a unit that
             # no longer takes tickets: it is made again.
-            a = (
-                prepared[1]
-                if prepared is not None
+            if (
+                prepared is not None
                 and prepared[0] is req
                 and prepared[1] is not None
                 and prepared[1].org is self.org
-                else self.analyse_request(req, now)
-            )
+            ):
+                a = prepared[1]
+                # Tickets indexed since that analysis, or taken earlier in this transaction (a flood arrives in
+                # one batch), may be repeats it could not see: then the decision is made again, classification
+                # kept.
+                if self._missed_repeats(a, now, batch):
+                    a = self.analyse_request(req, now, classification=a.classification, batch=batch)
+            else:
+                a = self.analyse_request(req, now, batch=batch)
         except Exception as e:
             # Triage is advice: if it breaks, the ticket is still taken and waits for a dispatcher.
             log.exception("triage failed for ticket %s", ticket.number)
@@ -950,12 +996,16 @@ class TriageRuntime:
 
     def _after_intake(self, session: Session, ticket: Ticket, a: Analysis, now: datetime) -> None:
         """Index the new ticket for repeats (after commit) and for clusters (now, so warnings share the commit)."""
-        pending: list[tuple[str, str, str, datetime]] = session.info.setdefault("triage_pending", [])
+        pending: list[tuple[str, str, str, datetime, Any]] = session.info.setdefault("triage_pending", [])
         if not session.info.get("triage_listening"):
             session.info["triage_listening"] = True
             event.listen(session, "after_commit", self._on_commit)
             event.listen(session, "after_rollback", _forget_pending)
-        pending.append((ticket.number, a.area_code or NO_AREA, a.text, now))
+        pending.append((ticket.number, a.area_code or NO_AREA, a.text, now, a.signature))
+        batch = session.info.get(BATCH_KEY)
+        if batch is None:
+            batch = session.info[BATCH_KEY] = self.recent.repeats.empty_like()
+        batch.add(ticket.number, a.area_code or NO_AREA, a.text, now, sig=a.signature)
         if not a.area_code or not a.text:
             return
         with self.recent.lock:
@@ -964,12 +1014,102 @@ class TriageRuntime:
             record_cluster(session, self.engine, w, ticket, now, self.org)
 
     def _on_commit(self, session: Session) -> None:
+        session.info.pop(BATCH_KEY, None)
         pending = session.info.pop("triage_pending", None)
         if not pending:
             return
         with self.recent.lock:
-            for number, area, text, at in pending:
-                self.recent.repeats.add(number, area, text, at)
+            for number, area, text, at, sig in pending:
+                self.recent.repeats.add(number, area, text, at, sig=sig)
+
+    def _missed_repeats(self, a: Analysis, now: datetime, batch: RepeatIndex | None) -> bool:
+        """Whether a repeat candidate appeared after ``a`` looked (in the index or in this transaction)."""
+        if not a.text:
+            return False
+        recent = self.recent
+        if a.seen is None or a.seen[0] is not recent:
+            return True  # the index was rebuilt (settings changed): look again
+        area = a.area_code or NO_AREA
+        with recent.lock:
+            found = recent.repeats.query_since(a.text, area, now, a.seen[1], sig=a.signature)
+        if batch is not None:
+            found += batch.query_since(a.text, area, now, 0, sig=a.signature)
+        known = {n for n, _, _ in a.repeats}
+        return any(str(c.ticket_id) not in known for c in found)
+
+    # ------------------------------------------------------------------------------------------ other processes
+    def catch_up(self, *, force: bool = False) -> int:
+        """Index the tickets other processes took since the last look; returns how many.
+
+        Throttled to once per ``recent_sync_seconds`` (unless ``force``), and skipped while another thread of this process is at it.
+        Tickets whose deferred triage is still pending are left for a later look: their area is not known yet.
+        A cluster that the new tickets complete is stored at once (once per cluster: `record_cluster`).
+        """
+        config = self.config
+        if not force and time.monotonic() - self._synced_check < config.recent_sync_seconds:
+            return 0
+        if not self._sync_lock.acquire(blocking=False):
+            return 0
+        try:
+            self._synced_check = time.monotonic()
+            return self._catch_up(config)
+        except Exception:
+            # Repeats and clusters are advice: a failed look is tried again next time, intake goes on.
+            log.warning("triage: reading other processes' tickets failed", exc_info=True)
+            return 0
+        finally:
+            self._sync_lock.release()
+
+    def _catch_up(self, config: TriageConfig) -> int:
+        from minsheng.storage.triage_tables import TriageJob
+
+        recent = self.recent
+        started = self.clock.now()
+        since = self._synced_at - timedelta(seconds=config.recent_sync_margin_seconds)
+        with self.db.read_sessions() as session:
+            listed = session.execute(
+                select(Ticket.id, Ticket.number)
+                .where(Ticket.created_at >= since)
+                .where(~select(TriageJob.ticket_id).where(TriageJob.ticket_id == Ticket.id).exists())
+            ).all()
+            with recent.lock:
+                new_ids = [tid for tid, number in listed if number not in recent.repeats]
+            rows: list[Any] = []
+            for i in range(0, len(new_ids), 500):
+                rows += session.execute(
+                    select(
+                        Ticket.number,
+                        Ticket.title,
+                        Ticket.detail,
+                        Ticket.created_at,
+                        Area.code,
+                        Category.code,
+                    )
+                    .outerjoin(Area, Area.id == Ticket.area_id)
+                    .outerjoin(Category, Category.id == Ticket.category_id)
+                    .where(Ticket.id.in_(new_ids[i : i + 500]))
+                ).all()
+        rows.sort(key=lambda r: (r[3], r[0]))
+        cluster_since = started - timedelta(days=config.cluster_window_days)
+        warnings: list[ClusterWarning] = []
+        with recent.lock:
+            for number, title, detail, at, area_code, cat_code in rows:
+                text = request_text(title, detail)
+                recent.repeats.add(number, area_code or NO_AREA, text, at)
+                if area_code and at >= cluster_since:
+                    warnings += recent.clusters.observe(number, cat_code, area_code, text, at)
+        self._synced_at = started
+        for w in warnings:
+            self._store_cluster(w, started)
+        if rows:
+            log.debug("triage: %d tickets of other processes indexed", len(rows))
+        return len(rows)
+
+    def _store_cluster(self, w: ClusterWarning, now: datetime) -> None:
+        with self.db.write_sessions() as session, session.begin():
+            member = session.scalar(select(Ticket).where(Ticket.number == w.member_ticket_ids[-1]))
+            if member is not None:
+                record_cluster(session, self.engine, w, member, now, self.org)
 
     def forget(self, number: str) -> None:
         with self.recent.lock:
@@ -978,6 +1118,15 @@ class TriageRuntime:
 
 def _forget_pending(session: Session) -> None:
     session.info.pop("triage_pending", None)
+    session.info.pop(BATCH_KEY, None)
+
+
+def _best_repeats(found: list[Any], limit: int = 5) -> list[Any]:
+    best: dict[Any, Any] = {}
+    for c in found:
+        if c.ticket_id not in best or c.score > best[c.ticket_id].score:
+            best[c.ticket_id] = c
+    return sorted(best.values(), key=lambda c: (-c.score, -c.at.timestamp()))[:limit]
 
 
 _KINDS = {"consultation", "help", "complaint", "report", "suggestion", "praise"}
@@ -1005,6 +1154,8 @@ def record_cluster(
     members = list(w.member_ticket_ids)
     summary = list(w.summary)
     existing = session.scalar(select(ClusterWarningRow).where(ClusterWarningRow.key == w.key))
+    if existing is None:
+        existing = _sharing_members(session, w)
     if existing is not None:
         # Raised before (maybe by another process, whose detector saw other members): this ticket joins it.
         if current.number in (existing.member_numbers or []):
@@ -1046,6 +1197,25 @@ def record_cluster(
     _note(session, engine, tickets, row, now, org, joined=False)
     _notify_supervisors(session, row, current, now, org)
     return row
+
+
+def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow | None:
+    """A stored cluster of the same area that already holds one of ``w``'s members.
+
+    Processes that saw the same tickets in a different order may name one cluster differently (its key comes
+    from the first member each saw); a ticket belongs to one cluster only, so a shared member means the same
+    cluster. On PostgreSQL an advisory lock per area keeps two processes from both storing it new at once
+    (SQLite has one writer at a time anyway).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext("cluster:" + w.area_code))))
+    members = set(w.member_ticket_ids)
+    rows = session.scalars(
+        select(ClusterWarningRow)
+        .where(ClusterWarningRow.area_code == w.area_code, ClusterWarningRow.last_at >= w.first_at)
+        .order_by(ClusterWarningRow.id)
+    )
+    return next((r for r in rows if members & set(r.member_numbers or [])), None)
 
 
 def _describe(row: ClusterWarningRow, org: OrgSnapshot) -> str:

@@ -161,7 +161,9 @@ class ClusterDetector:
         if ordered:
             target = ordered[0]
         else:
-            first = min(loose, key=lambda m: (m.at, m.ticket_id))
+            # The new member counts too: fed out of time order (tickets read late from other processes), it may
+            # be the earliest.
+            first = min((*loose, new), key=lambda m: (m.at, m.ticket_id))
             target = _Cluster(key=f"{bucket}/{first.ticket_id}", seq=self._seq, bucket=bucket)
             self._seq += 1
         for other in ordered[1:]:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RepeatCandidate", "RepeatIndex", "minhash_signature", "normalize_text", "shingles"]
+__all__ = ["RepeatCandidate", "RepeatIndex", "minhash_signature", "normalize_text", "shingles", "signature"]
 
 _NON_WORD = re.compile(r"[\W_]+")
 _NUM_PERM = 64
@@ -110,6 +110,18 @@ def minhash_signature(codes: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint32]:
     return sig
 
 
+def signature(text: str) -> npt.NDArray[np.uint32] | None:
+    """The MinHash signature of a text as the index computes it, or None for a text with nothing to compare.
+
+    Callers that look a text up more than once (query, then add) compute it once and pass it on.
+    """
+    codes = shingles(normalize_text(text))
+    return minhash_signature(codes) if codes.size else None
+
+
+_EMPTY_SIG = np.full(_NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+
+
 def _band_keys(sig: npt.NDArray[np.uint32], bucket: int) -> npt.NDArray[np.uint32]:
     bands = sig.reshape(_BANDS, _ROWS).astype(np.uint64)
     combined = (bands * _BAND_MULT[None, :]).sum(axis=1, dtype=np.uint64)
@@ -166,7 +178,10 @@ class RepeatIndex:
         self._areas = np.zeros(cap, dtype=np.int32)
         self._buckets = np.zeros(cap, dtype=np.int32)
         self._alive = np.zeros(cap, dtype=bool)
+        self._gens = np.zeros(cap, dtype=np.int64)
         self._size = 0
+        #: Counts every ``add``; a row remembers the count it was added at (see :meth:`query_since`).
+        self.generation = 0
         self._ids: list[Hashable] = []
         self._row_of: dict[Hashable, int] = {}
         self._dead = 0
@@ -201,12 +216,22 @@ class RepeatIndex:
         self._times = np.resize(self._times, cap)
         self._areas = np.resize(self._areas, cap)
         self._buckets = np.resize(self._buckets, cap)
+        self._gens = np.resize(self._gens, cap)
         alive = np.zeros(cap, dtype=bool)
         alive[: self._size] = self._alive[: self._size]
         self._alive = alive
 
-    def add(self, ticket_id: Hashable, area_code: str, text: str, at: datetime) -> None:
-        """Index a ticket; adding an id again replaces its previous entry."""
+    def add(
+        self,
+        ticket_id: Hashable,
+        area_code: str,
+        text: str,
+        at: datetime,
+        *,
+        sig: npt.NDArray[np.uint32] | bool | None = False,
+    ) -> None:
+        """Index a ticket; adding an id again replaces its previous entry. ``sig``: the text's :func:`signature`
+        when already computed (None included), so that it is not computed again."""
         if ticket_id in self._row_of:
             self.remove(ticket_id)
         if self._size == self._sigs.shape[0]:
@@ -214,16 +239,21 @@ class RepeatIndex:
         row = self._size
         self._size += 1
         bucket = self._intern(self._area_key(area_code) if self._area_key else area_code)
-        codes = shingles(normalize_text(text))
-        sig = minhash_signature(codes)
+        if sig is False:
+            sig = signature(text)
+        empty = not isinstance(sig, np.ndarray)
+        if not isinstance(sig, np.ndarray):
+            sig = _EMPTY_SIG
         self._sigs[row] = sig.astype(np.uint16)
         self._times[row] = _to_seconds(at)
         self._areas[row] = self._intern(area_code)
         self._buckets[row] = bucket
         self._alive[row] = True
+        self.generation += 1
+        self._gens[row] = self.generation
         self._ids.append(ticket_id)
         self._row_of[ticket_id] = row
-        if codes.size == 0:
+        if empty:
             # Nothing to compare on (empty or emoji-only text): kept for remove/prune, never a candidate.
             return
         pending = self._pending
@@ -287,7 +317,7 @@ class RepeatIndex:
         sigs = np.zeros((cap, _NUM_PERM), dtype=np.uint16)
         sigs[: keep.size] = self._sigs[keep]
         self._sigs = sigs
-        for name in ("_times", "_areas", "_buckets"):
+        for name in ("_times", "_areas", "_buckets", "_gens"):
             old = getattr(self, name)
             fresh = np.zeros(cap, dtype=old.dtype)
             fresh[: keep.size] = old[keep]
@@ -305,19 +335,29 @@ class RepeatIndex:
 
     # -- querying ------
 
-    def query(self, text: str, area_code: str, at: datetime, limit: int = 5) -> list[RepeatCandidate]:
+    def query(
+        self,
+        text: str,
+        area_code: str,
+        at: datetime,
+        limit: int = 5,
+        *,
+        sig: npt.NDArray[np.uint32] | bool | None = False,
+    ) -> list[RepeatCandidate]:
         """Indexed tickets of the same area bucket, within the window, scoring at least ``threshold``.
 
         Best score first, then most recent; at most ``limit`` results.
         """
         if limit <= 0:
             return []
-        codes = shingles(normalize_text(text))
         bucket_code = self._area_key(area_code) if self._area_key else area_code
         bucket = self._area_ids.get(bucket_code)
-        if codes.size == 0 or bucket is None:
+        if bucket is None:
             return []
-        sig = minhash_signature(codes)
+        if sig is False:
+            sig = signature(text)
+        if not isinstance(sig, np.ndarray):
+            return []
         keys = _band_keys(sig, bucket)
         parts: list[npt.NDArray[np.int32]] = []
         if self._main_keys.size:
@@ -337,7 +377,42 @@ class RepeatIndex:
                 parts.append(np.array(pending, dtype=np.int32))
         if not parts:
             return []
-        cand = _unique(np.concatenate(parts))
+        return self._score(_unique(np.concatenate(parts)), sig, bucket, at, limit)
+
+    def query_since(
+        self,
+        text: str,
+        area_code: str,
+        at: datetime,
+        generation: int,
+        limit: int = 5,
+        *,
+        sig: npt.NDArray[np.uint32] | bool | None = False,
+    ) -> list[RepeatCandidate]:
+        """Like :meth:`query`, among the tickets added after ``generation`` (a value of :attr:`generation`) only.
+
+        Rows are appended in the order they were added, so these are a tail of the arrays and are all scored,
+        without the band lookup: cheap while the tail is short. Triage uses it to see what was indexed between
+        a request's analysis and its commit, and on a small per-transaction index to compare a batch's tickets.
+        """
+        if limit <= 0 or generation >= self.generation:
+            return []
+        bucket = self._area_ids.get(self._area_key(area_code) if self._area_key else area_code)
+        if bucket is None:
+            return []
+        if sig is False:
+            sig = signature(text)
+        if not isinstance(sig, np.ndarray):
+            return []
+        start = int(np.searchsorted(self._gens[: self._size], generation, side="right"))
+        cand = np.arange(start, self._size, dtype=np.int32)
+        # Rows of texts with no shingles hold the all-max signature and are never candidates (as in `query`).
+        cand = cand[(self._sigs[cand] != 0xFFFF).any(axis=1)]
+        return self._score(cand, sig, bucket, at, limit)
+
+    def _score(
+        self, cand: npt.NDArray[np.int32], sig: npt.NDArray[np.uint32], bucket: int, at: datetime, limit: int
+    ) -> list[RepeatCandidate]:
         t = _to_seconds(at)
         ok = (
             self._alive[cand]
@@ -363,6 +438,16 @@ class RepeatIndex:
             )
             for i, row in ((int(i), int(cand[i])) for i in order)
         ]
+
+    def empty_like(self) -> RepeatIndex:
+        """A new, empty index with the same window, threshold and area buckets."""
+        return RepeatIndex(
+            window_days=self.window.total_seconds() / 86400,
+            threshold=self.threshold,
+            area_key=self._area_key,
+            merge_every=self._merge_every,
+            max_candidates_per_band=self._max_per_band,
+        )
 
     def memory_bytes(self) -> int:
         """Bytes held by the numpy arrays (ids and the id map are Python objects, not counted)."""

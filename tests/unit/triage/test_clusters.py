@@ -163,3 +163,11 @@ def test_bad_configuration() -> None:
         ClusterDetector(min_count=1)
     with pytest.raises(ValueError):
         ClusterDetector(window=timedelta(0))
+
+
+def test_key_comes_from_the_earliest_member_even_when_it_arrives_late() -> None:
+    # Tickets read late from another process arrive out of time order; every process must name the cluster alike.
+    rows = [(f"t{i}", "0201", "S1", text, T0 + timedelta(hours=i)) for i, text in enumerate(FOOD[:3])]
+    in_order = feed(ClusterDetector(min_count=3), rows)
+    shuffled = feed(ClusterDetector(min_count=3), [rows[2], rows[0], rows[1]])
+    assert [w.key for w in in_order] == [w.key for w in shuffled] == ["S1/t0"]

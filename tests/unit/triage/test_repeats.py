@@ -178,3 +178,43 @@ def test_naive_datetimes_are_taken_as_utc() -> None:
     index.add("t", "K1", BASE, T0.replace(tzinfo=None))
     (hit,) = index.query(BASE, "K1", T0)
     assert hit.at == T0
+
+
+def test_query_since_sees_only_what_was_added_after_a_generation() -> None:
+    index = RepeatIndex(window_days=30, threshold=0.5)
+    index.add("old", "K1", BASE, T0)
+    mark = index.generation
+    assert index.query_since(NEAR, "K1", T0, mark) == []
+    index.add("other-area", "K2", BASE, T0)
+    index.add("junk", "K1", "！！😀", T0)
+    index.add("unlike", "K1", OTHER, T0)
+    index.add("late", "K1", BASE + "。", T0 + timedelta(hours=1))
+    assert index.generation == mark + 4
+    assert [h.ticket_id for h in index.query_since(NEAR, "K1", T0, mark)] == ["late"]
+    assert {h.ticket_id for h in index.query(NEAR, "K1", T0)} == {"old", "late"}
+    assert index.query_since(NEAR, "K1", T0 + timedelta(days=60), mark) == []  # outside the window
+    index.add("old", "K1", BASE, T0)  # re-added: counts as new
+    assert {h.ticket_id for h in index.query_since(NEAR, "K1", T0, mark)} == {"old", "late"}
+
+
+def test_query_since_survives_compaction() -> None:
+    index = RepeatIndex(window_days=30, threshold=0.5)
+    for i in range(3000):
+        index.add(f"f{i}", "K9", f"{OTHER}{i}", T0)
+    mark = index.generation
+    index.add("late", "K1", BASE, T0)
+    for i in range(2500):
+        index.remove(f"f{i}")  # compacts: rows move
+    assert [h.ticket_id for h in index.query_since(NEAR, "K1", T0, mark)] == ["late"]
+    assert [h.ticket_id for h in index.query_since(NEAR, "K1", T0, 0)] == ["late"]
+
+
+def test_empty_like_keeps_window_threshold_and_area_buckets() -> None:
+    index = RepeatIndex(window_days=7, threshold=0.9, area_key=lambda code: code[:2])
+    index.add("t1", "K1a", BASE, T0)
+    twin = index.empty_like()
+    assert len(twin) == 0 and twin.generation == 0
+    twin.add("t2", "K1b", NEAR, T0)  # same bucket "K1"
+    assert twin.query_since(NEAR, "K1c", T0, 0)[0].ticket_id == "t2"
+    assert twin.query_since(BASE, "K1c", T0, 0) == []  # below 0.9
+    assert twin.query_since(NEAR, "K1c", T0 + timedelta(days=8), 0) == []

@@ -1,0 +1,190 @@
+"""Repeats and cluster warnings across processes and within one transaction, on SQLite and PostgreSQL.
+
+Each `Desk` is one process: its own triage runtime (repeat index, cluster detector) over the shared database.
+A process reads what the others took (`TriageRuntime.catch_up`); tickets triaged in one transaction, or after a
+request's analysis was prepared, are still compared with each other.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from minsheng.domain.roles import Actor, Role
+from minsheng.services import schemas as s
+from minsheng.services import triage_service as ts
+from minsheng.services.tickets import submit
+from minsheng.services.triage_jobs import run_triage_jobs
+from minsheng.storage.models import Ticket
+from minsheng.storage.triage_tables import ClusterWarningRow
+from minsheng.triage.clusters import ClusterWarning
+from tests.integration.triage.conftest import Desk, FakeClassifier, MakeDesk
+
+OPERATOR = Actor(role=Role.OPERATOR, name="话务员")
+SMOKE = "锦绣花园小区楼下的烧烤店每天晚上油烟直排，熏得整栋楼没法开窗，请尽快处理"
+SMOKE_AT = "幸福路街道锦绣花园小区"
+EXPIRED = [
+    "春晖社区农贸市场的超市在卖过期的酸奶，买回家才发现",
+    "春晖社区超市货架上的面包已经过期三天还在卖",
+    "和平街道春晖社区一家超市出售过期食品，孩子吃了拉肚子",
+]
+EXPIRED_AT = "东湖区和平街道春晖社区"
+# Every call reads the others' tickets (the default waits `recent_sync_seconds` between looks).
+EAGER = ts.TriageConfig(recent_sync_seconds=0.0)
+
+
+def _reasons(t: Any) -> list[str]:
+    return [r["code"] for r in t.triage["reasons"]]
+
+
+def _warnings(desk: Desk) -> list[ClusterWarningRow]:
+    with desk.db.read_sessions() as session:
+        rows = list(session.scalars(select(ClusterWarningRow).order_by(ClusterWarningRow.id)))
+        session.expunge_all()
+        return rows
+
+
+def _ticket(desk: Desk, number: str) -> Any:
+    with desk.db.read_sessions() as session:
+        t = session.scalar(select(Ticket).where(Ticket.number == number))
+        session.expunge_all()
+        return t
+
+
+def test_a_repeat_taken_by_another_process_is_found(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    b = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    first = a.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
+    assert first.state == "dispatched"
+    again = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    assert [r["number"] for r in again.triage["repeats"]] == [first.number]
+    assert again.state == "accepted" and "strong_repeat" in _reasons(again)
+
+
+def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
+    first = a.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
+    blind = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    assert blind.triage["repeats"] == []  # b looked at start-up, before `first`, and not since
+    assert b.runtime.catch_up() == 0  # not yet
+    assert b.runtime.catch_up(force=True) == 1  # as when the hour has passed
+    third = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "。", address=SMOKE_AT)
+    assert {r["number"] for r in third.triage["repeats"]} == {first.number, blind.number}
+
+
+def test_a_ticket_waiting_for_deferred_triage_is_read_once_triaged(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    a.engine.defer_triage = True
+    b = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    number, _, _ = submit(
+        a.db, a.engine, OPERATOR, s.IntakeRequest(title="烧烤店油烟", detail=SMOKE), a.clock.now()
+    )
+    assert b.runtime.catch_up() == 0  # its area comes with triage: not indexed under "no area"
+    run_triage_jobs(a.db, a.engine, a.clock.now())
+    assert b.runtime.catch_up() == 1
+    again = b.intake(title="烧烤店油烟", detail=SMOKE + "！")
+    assert [r["number"] for r in again.triage["repeats"]] == [number]
+
+
+def test_a_cluster_spread_over_two_processes_is_raised_once(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    b = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    tickets = []
+    for desk, (i, text) in zip([a, b, a], enumerate(EXPIRED), strict=True):
+        desk.clock.advance(timedelta(minutes=20))
+        tickets.append(desk.intake(title=f"超市卖过期食品{i}", detail=text, address=EXPIRED_AT))
+    rows = _warnings(a)
+    assert len(rows) == 1
+    assert sorted(rows[0].member_numbers) == sorted(t.number for t in tickets)
+    for t in tickets:
+        assert len(a.events(t.number, "cluster_warning")) == 1, t.number
+
+
+def test_a_cluster_completed_by_other_processes_tickets_is_stored(make_desk: MakeDesk) -> None:
+    # `a` took none of the three: it stores the warning when it reads them (b never saw the first).
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    c = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    first = c.intake(title="超市卖过期食品0", detail=EXPIRED[0], address=EXPIRED_AT)
+    b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
+    b.runtime.recent.clusters = ts._Recent(b.runtime.config, b.runtime.org).clusters  # b forgot `first`
+    rest = [
+        b.intake(title=f"超市卖过期食品{i}", detail=t, address=EXPIRED_AT) for i, t in enumerate(EXPIRED[1:])
+    ]
+    assert _warnings(a) == []
+    assert a.runtime.catch_up() == 3  # a started before all three
+    rows = _warnings(a)
+    assert len(rows) == 1 and sorted(rows[0].member_numbers) == sorted(t.number for t in [first, *rest])
+    assert all(len(a.events(t.number, "cluster_warning")) == 1 for t in [first, *rest])
+
+
+def test_one_cluster_under_two_keys_is_stored_once(make_desk: MakeDesk) -> None:
+    desk = make_desk(FakeClassifier("020101", 0.2))  # unlike texts, no category: no cluster of their own
+    tickets = [
+        desk.intake(title=f"事项{i}", detail=text, address=EXPIRED_AT)
+        for i, text in enumerate(["路灯不亮", "孩子上学报名", "医院排队太久", "井盖丢了"])
+    ]
+    assert _warnings(desk) == []
+    numbers = [t.number for t in tickets]
+    now = desk.clock.now()
+
+    def warning(key: str, members: list[str]) -> ClusterWarning:
+        return ClusterWarning(key, "new", "020101", "S12", tuple(members), now, now, ("路灯",))
+
+    with desk.db.write_sessions() as session, session.begin():
+        t = session.scalar(select(Ticket).where(Ticket.number == numbers[2]))
+        ts.record_cluster(session, desk.engine, warning("S12/x", numbers[:3]), t, now, desk.runtime.org)
+    with desk.db.write_sessions() as session, session.begin():
+        # Another process, which saw the tickets in another order, names the same cluster after another member.
+        t = session.scalar(select(Ticket).where(Ticket.number == numbers[3]))
+        ts.record_cluster(session, desk.engine, warning("S12/y", numbers[1:]), t, now, desk.runtime.org)
+    rows = _warnings(desk)
+    assert len(rows) == 1 and rows[0].key == "S12/x" and sorted(rows[0].member_numbers) == sorted(numbers)
+    assert [e.payload["joined"] for e in desk.events(numbers[3], "cluster_warning")] == [True]
+
+
+@pytest.mark.parametrize("triage_mode", ["deferred"])
+def test_a_flood_triaged_in_one_transaction_is_linked_within_it(make_desk: MakeDesk) -> None:
+    desk = make_desk(FakeClassifier("020101", 0.99))
+    numbers = []
+    for mark in ["", "！", "。"]:
+        number, _, _ = submit(
+            desk.db,
+            desk.engine,
+            OPERATOR,
+            s.IntakeRequest(title="烧烤店油烟扰民", detail=SMOKE + mark, address=SMOKE_AT),
+            desk.clock.now(),
+        )
+        numbers.append(number)
+    stats = run_triage_jobs(desk.db, desk.engine, desk.clock.now())
+    assert stats.triaged == 3
+    first, second, third = (_ticket(desk, n) for n in numbers)
+    assert first.state == "dispatched" and first.triage["repeats"] == []
+    assert [r["number"] for r in second.triage["repeats"]] == [first.number]
+    assert {r["number"] for r in third.triage["repeats"]} == {first.number, second.number}
+    assert second.state == third.state == "accepted"
+    assert "strong_repeat" in _reasons(second) and "strong_repeat" in _reasons(third)
+
+
+def test_an_analysis_made_before_a_repeat_committed_is_made_again(make_desk: MakeDesk) -> None:
+    # Inline intake analyses a request before its transaction; a repeat may commit in between.
+    desk = make_desk(FakeClassifier("020101", 0.99))
+    req = s.IntakeRequest(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    early = desk.runtime.prepare(req, desk.clock.now())
+    assert early is not None and early.repeats == [] and early.dispatch is not None
+    first = desk.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
+    calls = []
+
+    def stale(r: s.IntakeRequest, now: Any) -> Any:
+        calls.append(r)
+        return early if r is req else desk.runtime.prepare(r, now)
+
+    desk.engine.triage_prepare = stale
+    again = desk.take(req)
+    assert calls == [req]
+    assert [r["number"] for r in again.triage["repeats"]] == [first.number]
+    assert again.state == "accepted" and "strong_repeat" in _reasons(again)
+    assert again.triage["category"]["cues"] == early.classification.cues  # classification kept
