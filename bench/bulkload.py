@@ -90,7 +90,16 @@ def ensure_org(db: Database, now: datetime) -> None:
             )
 
 
-def bulk_load(url: str, n: int, seed: int = 0, *, batch: int = 20_000, now: datetime | None = None) -> None:
+def bulk_load(
+    url: str,
+    n: int,
+    seed: int = 0,
+    *,
+    batch: int = 20_000,
+    now: datetime | None = None,
+    span: timedelta = timedelta(days=365),
+) -> None:
+    """Add ``n`` tickets created within ``span`` before ``now``; may be called again on the same database."""
     upgrade(url)
     db = open_database(url)
     now = now or datetime.now(UTC)
@@ -103,12 +112,11 @@ def bulk_load(url: str, n: int, seed: int = 0, *, batch: int = 20_000, now: date
         start_id = (s.scalar(select(func.max(Ticket.id))) or 0) + 1
         start_a = (s.scalar(select(func.max(Assignment.id))) or 0) + 1
         user_id = s.scalar(select(User.id).where(User.username == "bench_operator"))
+        counters = {c.day: c.last for c in s.scalars(select(TicketCounter))}
     state_pop = [st for st, w in STATES for _ in range(w)]
-    span = timedelta(days=365)
     # Creation times in ascending order, so numbers follow the calendar like real ones.
     times = sorted(now - span * rng.random() for _ in range(n))
     qhash = hash_query_code("BENCH1")
-    counters: dict[str, int] = {}
     tid, aid = start_id, start_a
     for lo in range(0, n, batch):
         tickets: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -95,8 +95,8 @@ class TriageConfig:
     # this often, so that each process's repeat index and cluster detector see the whole city's intake.
     recent_sync_seconds: float = 2.0
     # How far before the last read to look again: a ticket's created_at is stamped before its transaction
-    # commits, and a deferred ticket is read only once triaged.
-    recent_sync_margin_seconds: float = 300.0
+    # commits. (A ticket waiting for deferred triage is looked for again until it has been triaged.)
+    recent_sync_margin_seconds: float = 30.0
     model_level: int = 3
 
     def updated(self, overrides: dict[str, Any]) -> TriageConfig:
@@ -621,6 +621,7 @@ class TriageRuntime:
         self._sync_lock = threading.Lock()
         self._synced_check = time.monotonic()
         self._synced_at = clock.now()
+        self._awaiting_since: datetime | None = None
         self.org: OrgSnapshot
         self.recent: _Recent
 
@@ -856,13 +857,9 @@ class TriageRuntime:
             )
         if signals.urgency == "emergency":
             reasons.append(_reason("emergency", "紧急情形，需人工确认"))
-        strong = [r for r in repeats if r[1] >= config.repeat_strong]
-        if strong:
-            reasons.append(
-                _reason(
-                    "strong_repeat", f"疑似重复件：{strong[0][0]}（相似度 {strong[0][1]:.2f}），请派单员判断"
-                )
-            )
+        strong = _strong_repeat_reason(repeats, config)
+        if strong is not None:
+            reasons.append(strong)
         dispatch = None
         if not reasons and lead is not None and route is not None:
             assists = [u for u in route.assist_unit_ids if u != lead]
@@ -965,10 +962,11 @@ class TriageRuntime:
             ):
                 a = prepared[1]
                 # Tickets indexed since that analysis, or taken earlier in this transaction (a flood arrives in
-                # one batch), may be repeats it could not see: then the decision is made again, classification
-                # kept.
-                if self._missed_repeats(a, now, batch):
+                # one batch), may be repeats it could not see.
+                if a.seen is not None and a.seen[0] is not self.recent:
                     a = self.analyse_request(req, now, classification=a.classification, batch=batch)
+                else:
+                    a = self._with_repeats(a, self._missed_repeats(a, now, batch))
             else:
                 a = self.analyse_request(req, now, batch=batch)
         except Exception as e:
@@ -1022,20 +1020,35 @@ class TriageRuntime:
             for number, area, text, at, sig in pending:
                 self.recent.repeats.add(number, area, text, at, sig=sig)
 
-    def _missed_repeats(self, a: Analysis, now: datetime, batch: RepeatIndex | None) -> bool:
-        """Whether a repeat candidate appeared after ``a`` looked (in the index or in this transaction)."""
-        if not a.text:
-            return False
-        recent = self.recent
-        if a.seen is None or a.seen[0] is not recent:
-            return True  # the index was rebuilt (settings changed): look again
+    def _missed_repeats(self, a: Analysis, now: datetime, batch: RepeatIndex | None) -> list[Any]:
+        """Repeat candidates that appeared after ``a`` looked (in the index or in this transaction)."""
+        if not a.text or a.seen is None:
+            return []
         area = a.area_code or NO_AREA
+        recent = self.recent
         with recent.lock:
             found = recent.repeats.query_since(a.text, area, now, a.seen[1], sig=a.signature)
         if batch is not None:
             found += batch.query_since(a.text, area, now, 0, sig=a.signature)
         known = {n for n, _, _ in a.repeats}
-        return any(str(c.ticket_id) not in known for c in found)
+        return [c for c in found if str(c.ticket_id) not in known]
+
+    def _with_repeats(self, a: Analysis, found: list[Any]) -> Analysis:
+        """``a`` with more repeat candidates: only the repeats, the strong-repeat reason and so whether the ticket
+        is dispatched depend on them (see `analyse`), so the rest of the analysis stands."""
+        if not found:
+            return a
+        merged = {n: (n, sc, at) for n, sc, at in a.repeats}
+        for c in found:
+            n = str(c.ticket_id)
+            if n not in merged or c.score > merged[n][1]:
+                merged[n] = (n, c.score, c.at)
+        repeats = sorted(merged.values(), key=lambda r: (-r[1], -r[2].timestamp()))[:5]
+        reasons = [r for r in a.reasons if r["code"] != "strong_repeat"]
+        reason = _strong_repeat_reason(repeats, self.config)
+        if reason is not None:
+            reasons.append(reason)
+        return replace(a, repeats=repeats, reasons=reasons, dispatch=a.dispatch if not reasons else None)
 
     # ------------------------------------------------------------------------------------------ other processes
     def catch_up(self, *, force: bool = False) -> int:
@@ -1066,14 +1079,19 @@ class TriageRuntime:
         recent = self.recent
         started = self.clock.now()
         since = self._synced_at - timedelta(seconds=config.recent_sync_margin_seconds)
+        if self._awaiting_since is not None:
+            since = min(since, self._awaiting_since)
         with self.db.read_sessions() as session:
             listed = session.execute(
-                select(Ticket.id, Ticket.number)
+                select(Ticket.id, Ticket.number, Ticket.created_at, TriageJob.ticket_id)
+                .outerjoin(TriageJob, TriageJob.ticket_id == Ticket.id)
                 .where(Ticket.created_at >= since)
-                .where(~select(TriageJob.ticket_id).where(TriageJob.ticket_id == Ticket.id).exists())
             ).all()
+            waiting = [at for _, _, at, job in listed if job is not None]
             with recent.lock:
-                new_ids = [tid for tid, number in listed if number not in recent.repeats]
+                new_ids = [
+                    tid for tid, number, _, job in listed if job is None and number not in recent.repeats
+                ]
             rows: list[Any] = []
             for i in range(0, len(new_ids), 500):
                 rows += session.execute(
@@ -1099,17 +1117,29 @@ class TriageRuntime:
                 if area_code and at >= cluster_since:
                     warnings += recent.clusters.observe(number, cat_code, area_code, text, at)
         self._synced_at = started
-        for w in warnings:
-            self._store_cluster(w, started)
+        self._awaiting_since = min(waiting) if waiting else None
+        if warnings:
+            # A flood of similar tickets grows one cluster with each: its last warning holds every member.
+            self._store_clusters(list({w.key: w for w in warnings}.values()), started)
         if rows:
             log.debug("triage: %d tickets of other processes indexed", len(rows))
         return len(rows)
 
-    def _store_cluster(self, w: ClusterWarning, now: datetime) -> None:
+    def recent_status(self) -> dict[str, Any]:
+        """What this process's repeat index holds, and when it last read other processes' tickets."""
+        return {
+            "indexed": len(self.recent.repeats),
+            "read_up_to": self._synced_at,
+            "waiting_for_triage_since": self._awaiting_since,
+            "look_every_seconds": self.config.recent_sync_seconds,
+        }
+
+    def _store_clusters(self, warnings: list[ClusterWarning], now: datetime) -> None:
         with self.db.write_sessions() as session, session.begin():
-            member = session.scalar(select(Ticket).where(Ticket.number == w.member_ticket_ids[-1]))
-            if member is not None:
-                record_cluster(session, self.engine, w, member, now, self.org)
+            for w in warnings:
+                member = session.scalar(select(Ticket).where(Ticket.number == w.member_ticket_ids[-1]))
+                if member is not None:
+                    record_cluster(session, self.engine, w, member, now, self.org)
 
     def forget(self, number: str) -> None:
         with self.recent.lock:
@@ -1119,6 +1149,16 @@ class TriageRuntime:
 def _forget_pending(session: Session) -> None:
     session.info.pop("triage_pending", None)
     session.info.pop(BATCH_KEY, None)
+
+
+def _strong_repeat_reason(
+    repeats: list[tuple[str, float, datetime]], config: TriageConfig
+) -> dict[str, str] | None:
+    """A strong repeat keeps the ticket for a dispatcher to link (the best one is named)."""
+    strong = [r for r in repeats if r[1] >= config.repeat_strong]
+    if not strong:
+        return None
+    return _reason("strong_repeat", f"疑似重复件：{strong[0][0]}（相似度 {strong[0][1]:.2f}），请派单员判断")
 
 
 def _best_repeats(found: list[Any], limit: int = 5) -> list[Any]:
@@ -1157,13 +1197,16 @@ def record_cluster(
     if existing is None:
         existing = _sharing_members(session, w)
     if existing is not None:
-        # Raised before (maybe by another process, whose detector saw other members): this ticket joins it.
-        if current.number in (existing.member_numbers or []):
+        # Raised before (maybe by another process, whose detector saw other members): the members it lacks join
+        # it, each with a note (usually just this ticket; more when this process saw tickets the row lacks).
+        stored = set(existing.member_numbers or [])
+        joining = [m for m in members if m not in stored]
+        if not joining:
             return existing
-        existing.member_numbers = sorted(set(existing.member_numbers or []) | set(members))
+        existing.member_numbers = sorted(stored | set(members))
         existing.last_at = max(existing.last_at, w.last_at)
         existing.summary = summary or existing.summary
-        _note(session, engine, [current], existing, now, org, joined=True)
+        _note(session, engine, _lock_members(session, current, joining), existing, now, org, joined=True)
         return existing
     ins = (
         _insert(session)(ClusterWarningRow)
@@ -1185,18 +1228,23 @@ def record_cluster(
     if new_id is None:
         return None  # another transaction stored it between our look and our insert
     row = session.get_one(ClusterWarningRow, new_id)
-    others = [m for m in members if m != current.number]
-    tickets = [current]
+    _note(session, engine, _lock_members(session, current, members), row, now, org, joined=False)
+    _notify_supervisors(session, row, current, now, org)
+    return row
+
+
+def _lock_members(session: Session, current: Ticket, numbers: Sequence[str]) -> list[Ticket]:
+    """``current`` (if among ``numbers``) and the other tickets of ``numbers``, the others locked in id order so
+    that two intakes that touch the same members cannot deadlock."""
+    others = [m for m in numbers if m != current.number]
+    tickets = [current] if current.number in numbers else []
     if others:
-        # Row locks in id order: two intakes that touch the same members cannot deadlock.
         tickets += list(
             session.scalars(
                 select(Ticket).where(Ticket.number.in_(others)).order_by(Ticket.id).with_for_update()
             )
         )
-    _note(session, engine, tickets, row, now, org, joined=False)
-    _notify_supervisors(session, row, current, now, org)
-    return row
+    return tickets
 
 
 def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow | None:
@@ -1833,6 +1881,7 @@ def model_status(runtime: TriageRuntime) -> dict[str, Any]:
         "training": runtime.model_info,
         "metrics": _model_metrics(runtime.model) if runtime.model is not None else {},
         "rules_skipped": runtime.org.skipped_rules,
+        "recent": runtime.recent_status(),
     }
 
 

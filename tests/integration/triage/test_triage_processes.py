@@ -84,8 +84,15 @@ def test_a_ticket_waiting_for_deferred_triage_is_read_once_triaged(make_desk: Ma
         a.db, a.engine, OPERATOR, s.IntakeRequest(title="烧烤店油烟", detail=SMOKE), a.clock.now()
     )
     assert b.runtime.catch_up() == 0  # its area comes with triage: not indexed under "no area"
+    status = ts.model_status(b.runtime)["recent"]
+    assert status["indexed"] == 0 and status["waiting_for_triage_since"] is not None
+    a.clock.advance(timedelta(minutes=10))  # long past the margin: still looked for while it waits
+    assert b.runtime.catch_up() == 0
     run_triage_jobs(a.db, a.engine, a.clock.now())
     assert b.runtime.catch_up() == 1
+    assert b.runtime.catch_up() == 0  # once
+    status = ts.model_status(b.runtime)["recent"]
+    assert status["indexed"] == 1 and status["waiting_for_triage_since"] is None
     again = b.intake(title="烧烤店油烟", detail=SMOKE + "！")
     assert [r["number"] for r in again.triage["repeats"]] == [number]
 
@@ -135,14 +142,18 @@ def test_one_cluster_under_two_keys_is_stored_once(make_desk: MakeDesk) -> None:
         return ClusterWarning(key, "new", "020101", "S12", tuple(members), now, now, ("路灯",))
 
     with desk.db.write_sessions() as session, session.begin():
-        t = session.scalar(select(Ticket).where(Ticket.number == numbers[2]))
-        ts.record_cluster(session, desk.engine, warning("S12/x", numbers[:3]), t, now, desk.runtime.org)
+        t = session.scalar(select(Ticket).where(Ticket.number == numbers[1]))
+        ts.record_cluster(session, desk.engine, warning("S12/x", numbers[:2]), t, now, desk.runtime.org)
     with desk.db.write_sessions() as session, session.begin():
         # Another process, which saw the tickets in another order, names the same cluster after another member.
         t = session.scalar(select(Ticket).where(Ticket.number == numbers[3]))
         ts.record_cluster(session, desk.engine, warning("S12/y", numbers[1:]), t, now, desk.runtime.org)
     rows = _warnings(desk)
     assert len(rows) == 1 and rows[0].key == "S12/x" and sorted(rows[0].member_numbers) == sorted(numbers)
+    # Each member the stored cluster lacked joins it with its own note; the others are not told again.
+    assert [e.payload["joined"] for e in desk.events(numbers[0], "cluster_warning")] == [False]
+    assert [e.payload["joined"] for e in desk.events(numbers[1], "cluster_warning")] == [False]
+    assert [e.payload["joined"] for e in desk.events(numbers[2], "cluster_warning")] == [True]
     assert [e.payload["joined"] for e in desk.events(numbers[3], "cluster_warning")] == [True]
 
 
