@@ -63,7 +63,7 @@ def _median_ms(fn: Any, repeat: int) -> tuple[float, Any]:
 def run(backend: str, sizes: list[int], repeat: int, tmp: Path) -> list[dict[str, Any]]:
     out = []
     for n in sizes:
-        url, name = make_database(backend, tmp)
+        url, name = make_database(backend, tmp / f"{backend}-{n}")  # a fresh database per size
         try:
             clock = FixedClock(NOW)
             bulk_load(url, n, now=NOW, span=WINDOW)  # n tickets of the last 30 s

@@ -13,6 +13,7 @@ forgotten, which keeps memory bounded by the traffic of one window.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -71,6 +72,15 @@ class _Cluster:
     bucket: str
     members: list[_Member] = field(default_factory=list)
     warned: bool = False
+    # How many members each term occurs in; kept from the first warning on, so that a cluster growing through a
+    # flood (thousands of calls about one burst main) does not re-read every member for each new one.
+    df: Counter[str] | None = None
+
+    def add(self, member: _Member) -> None:
+        member.cluster = self
+        self.members.append(member)
+        if self.df is not None:
+            self.df.update(_terms(member))
 
 
 class ClusterDetector:
@@ -169,13 +179,11 @@ class ClusterDetector:
         for other in ordered[1:]:
             if not other.warned:
                 for m in other.members:
-                    m.cluster = target
-                    target.members.append(m)
+                    target.add(m)
                 other.members.clear()
         for m in (*loose, new):
             if m.cluster is None:
-                m.cluster = target
-                target.members.append(m)
+                target.add(m)
         target.members.sort(key=lambda m: (m.at, m.ticket_id))
 
         if target.warned:
@@ -197,7 +205,7 @@ class ClusterDetector:
             member_ticket_ids=tuple(m.ticket_id for m in cluster.members),
             first_at=cluster.members[0].at,
             last_at=cluster.members[-1].at,
-            summary=_summary(cluster.members),
+            summary=_summary_of(cluster),
         )
 
 
@@ -210,14 +218,15 @@ def _terms(member: _Member) -> frozenset[str]:
     return member.terms
 
 
-def _summary(members: list[_Member]) -> tuple[str, ...]:
+def _summary_of(cluster: _Cluster) -> tuple[str, ...]:
     """Words found in most members (at least two): what the cluster is about, for the warning's headline."""
-    df: Counter[str] = Counter()
-    for m in members:
-        df.update(_terms(m))
-    shared = [(w, n) for w, n in df.items() if n >= 2]
-    shared.sort(key=lambda wn: (-wn[1], -len(wn[0]), wn[0]))
-    return tuple(w for w, _ in shared[:_SUMMARY_TERMS])
+    if cluster.df is None:
+        cluster.df = Counter()
+        for m in cluster.members:
+            cluster.df.update(_terms(m))
+    shared = ((w, n) for w, n in cluster.df.items() if n >= 2)
+    best = heapq.nsmallest(_SUMMARY_TERMS, shared, key=lambda wn: (-wn[1], -len(wn[0]), wn[0]))
+    return tuple(w for w, _ in best)
 
 
 def find_clusters(

@@ -195,9 +195,10 @@ def test_a_batch_is_classified_in_one_call_with_the_same_result(
     alone = [desk.runtime.prepare(r, w) for r, w in zip(reqs, at, strict=True)]
     for a, b in zip(together, alone, strict=True):
         assert a is not None and b is not None
-        # The same guesses: labels exactly, confidences up to float rounding of a batched product.
+        # The same guesses: labels exactly, confidences up to float rounding (one text alone is scored without
+        # sparse matrices, in float32 sums of another order).
         assert [g.label for g in a.classification.top] == [g.label for g in b.classification.top]
         for g, h in zip(a.classification.top, b.classification.top, strict=True):
-            assert g.confidence == pytest.approx(h.confidence, abs=1e-9)
+            assert g.confidence == pytest.approx(h.confidence, abs=1e-6)
         assert a.classification.cues == b.classification.cues
         assert a.category_code == b.category_code and a.reasons == b.reasons

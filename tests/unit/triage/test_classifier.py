@@ -197,3 +197,36 @@ def test_nothing_heavy_at_import_time():
     code = "import sys, minsheng.triage.classifier, minsheng.triage.signals; print('jieba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_one_text_alone_scores_as_in_a_batch() -> None:
+    # Intake classifies one text at a time through a path without sparse matrices: it must agree with the batch.
+    texts, labels = _generated_for_single_path()
+    model = train_classifier(texts[:300], labels[:300], target_precision=0.9, folds=3, seed=0)
+    probe = [*texts[300:], "", "😀😀！！", "ABC abc 123", "a" * 5000, texts[0] * 40, "未见过的字词组合"]
+    batch = model.predict_proba(probe)
+    alone = np.vstack([model.predict_proba([t]) for t in probe])
+    assert np.abs(batch - alone).max() < 1e-5
+    assert [p.label for p in model.predict(probe)] == [model.predict([t])[0].label for t in probe]
+    emoji = probe.index("😀😀！！")
+    assert np.allclose(alone[emoji], 1.0 / len(model.labels))  # emoji and punctuation only: no evidence
+    assert np.allclose(alone[emoji - 1], 1.0 / len(model.labels))  # empty
+
+
+def _generated_for_single_path() -> tuple[list[str], list[str]]:
+    import random
+
+    from minsheng.demo.city import generate_city
+    from minsheng.demo.texts import generate_request
+
+    city = generate_city(2026)
+    rng = random.Random(5)
+    cats = [c.code for c in city.categories if len(c.code) == 4][:6]
+    streets = [a.code for a in city.areas if a.level == "street"]
+    texts, labels = [], []
+    for i in range(360):
+        cat = cats[i % len(cats)]
+        r = generate_request(rng, city, cat, rng.choice(streets))
+        texts.append(f"{r.title}\n{r.detail}")
+        labels.append(cat)
+    return texts, labels
