@@ -36,6 +36,21 @@ def _load() -> tuple[list[str], list[str]]:
     return ["".join(r["text"].split()) for r in rows], [r["label"].strip() for r in rows]
 
 
+ONE_AT_A_TIME = 300
+
+
+def _one_at_a_time(fn: Any, texts: list[str]) -> float:
+    """Median ms of one call per text, as intake classifies: one request at a time."""
+    import statistics
+
+    times = []
+    for t in texts[:ONE_AT_A_TIME]:
+        started = time.perf_counter()
+        fn(t)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def _ours(train_x: list[str], train_y: list[str], test_x: list[str], test_y: list[str]) -> dict[str, Any]:
     from minsheng.triage.classifier import evaluate, train_classifier
 
@@ -45,6 +60,10 @@ def _ours(train_x: list[str], train_y: list[str], test_x: list[str], test_y: lis
     with single_thread():
         model.predict(test_x[:50])  # warm-up, so the figure is steady-state throughput
         result = evaluate(model, test_x, test_y)
+        result["one_text_ms"] = _one_at_a_time(lambda t: model.predict([t]), test_x)
+        labels = [p.label for p in model.predict(test_x[:ONE_AT_A_TIME])]
+        explain = dict(zip(test_x[:ONE_AT_A_TIME], labels, strict=True))
+        result["explain_ms"] = _one_at_a_time(lambda t: model.explain(t, label=explain[t]), test_x)
     result["train_seconds"] = train_seconds
     result["cv_metrics"] = model.metadata["metrics"]
     return result
@@ -104,7 +123,10 @@ def _baseline(train_x: list[str], train_y: list[str], test_x: list[str], test_y:
         started = time.perf_counter()
         predicted = model.predict(test_x)
         seconds = time.perf_counter() - started
+        one_text_ms = _one_at_a_time(lambda t: model.predict([t]), test_x)
     return {
+        "one_text_ms": one_text_ms,
+        "explain_ms": None,
         "n": len(test_y),
         "accuracy": float(accuracy_score(test_y, predicted)),
         "macro_f1": float(f1_score(test_y, predicted, average="macro")),
@@ -164,7 +186,7 @@ def main() -> None:
     )
 
     columns = ["model", "n_train", "macro-F1", "accuracy", "threshold", "coverage", "auto precision"]
-    columns += ["train s", "texts/s (1 core)"]
+    columns += ["train s", "texts/s (1 core)", "one text ms", "explain ms"]
     rows = []
     for name, r in runs.items():
         rows.append(
@@ -178,6 +200,8 @@ def main() -> None:
                 "-" if r["auto_precision"] is None else r["auto_precision"],
                 f"{r['train_seconds']:.1f}",
                 int(r["texts_per_second"]),
+                f"{r['one_text_ms']:.2f}",
+                "-" if r["explain_ms"] is None else f"{r['explain_ms']:.2f}",
             ]
         )
     print_table(f"taidi2020c first-level categories, test n={len(test_y)}", columns, rows)
