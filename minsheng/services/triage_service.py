@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -622,6 +622,7 @@ class TriageRuntime:
         self._synced_check = time.monotonic()
         self._synced_at = clock.now()
         self._awaiting_since: datetime | None = None
+        self._max_id_seen = 0
         self.org: OrgSnapshot
         self.recent: _Recent
 
@@ -702,6 +703,7 @@ class TriageRuntime:
         )
         n = 0
         self._synced_at = now
+        self._max_id_seen = session.scalar(select(func.max(Ticket.id))) or 0
         for number, title, detail, at, area_code, cat_code in session.execute(q):
             text = request_text(title, detail)
             recent.repeats.add(number, area_code or NO_AREA, text, at)
@@ -1082,10 +1084,12 @@ class TriageRuntime:
         if self._awaiting_since is not None:
             since = min(since, self._awaiting_since)
         with self.db.read_sessions() as session:
+            # Also every ticket stored since the last look whatever its created_at (an import of older tickets,
+            # a ticket entered after the fact): ids come from a sequence, so those are above the highest seen.
             listed = session.execute(
                 select(Ticket.id, Ticket.number, Ticket.created_at, TriageJob.ticket_id)
                 .outerjoin(TriageJob, TriageJob.ticket_id == Ticket.id)
-                .where(Ticket.created_at >= since)
+                .where(or_(Ticket.created_at >= since, Ticket.id > self._max_id_seen))
             ).all()
             waiting = [at for _, _, at, job in listed if job is not None]
             with recent.lock:
@@ -1118,6 +1122,7 @@ class TriageRuntime:
                     warnings += recent.clusters.observe(number, cat_code, area_code, text, at)
         self._synced_at = started
         self._awaiting_since = min(waiting) if waiting else None
+        self._max_id_seen = max([self._max_id_seen, *(tid for tid, _, _, _ in listed)])
         if warnings:
             # A flood of similar tickets grows one cluster with each: its last warning holds every member.
             self._store_clusters(list({w.key: w for w in warnings}.values()), started)

@@ -68,7 +68,48 @@ def admin_index(request: Request, state: StateDep, user: AdminUser) -> Response:
                 cols = [c.name for c in table.columns][:8]
                 rows = [list(r)[:8] for r in session.execute(select(table).limit(50))]
             sections.append({"label": label, "provider": provider, "table": name, "cols": cols, "rows": rows})
-    return core.render(request, "admin/index.html", {"sections": sections, "kinds": KINDS}, user=user)
+    ctx = {"sections": sections, "kinds": KINDS, "triage": _triage_status(state)}
+    return core.render(request, "admin/index.html", ctx, user=user)
+
+
+def _model_line(st: dict[str, Any], model_dir: Any) -> str:
+    if st["loaded"]:
+        return f"已加载（版本 {st['version']}）"
+    if not model_dir:
+        return "未配置模型目录：所有工单进入派单队列"
+    # The loader's reason is technical (a path, a file that is missing): shown as it is, for the administrator.
+    return f"未能加载，所有工单进入派单队列（{st['error']}）"
+
+
+def _triage_status(state: Any) -> list[tuple[str, str]] | None:
+    """What this process's triage is running on: the model, the deferred backlog, the recent-ticket index."""
+    runtime = state.__dict__.get("triage")
+    if runtime is None:
+        return None
+    from minsheng.services.triage_jobs import pending_jobs
+    from minsheng.services.triage_service import model_status
+
+    runtime.catch_up()  # so that the index shown includes what other processes took lately
+    st = model_status(runtime)
+    recent = st["recent"]
+    waiting, oldest = pending_jobs(state.db)
+    lag = max(0.0, (state.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
+    sources = {"model": "模型给定", "override": "管理员设定", "default": "默认值"}
+    return [
+        ("分类模型", _model_line(st, runtime.settings.model_dir)),
+        (
+            "自动派单阈值",
+            f"{st['threshold']:.3f}（{sources.get(st['threshold_source'], st['threshold_source'])}）",
+        ),
+        ("自动派单", "开启" if st["auto_dispatch"] else "关闭"),
+        (
+            "分拣方式",
+            "受理后分拣（deferred）" if state.settings.triage_mode == "deferred" else "受理时分拣（inline）",
+        ),
+        ("待分拣工单", f"{waiting} 件" + (f"，最久已等 {lag:.0f} 秒" if waiting else "")),
+        ("本进程已索引近期工单", f"{recent['indexed']} 件（查重、一类事预警用）"),
+        ("已读取其他进程工单至", core.fmt_dt(recent["read_up_to"], "%Y-%m-%d %H:%M:%S")),
+    ]
 
 
 def _rows(session: Session, kind: str, request: Request) -> list[dict[str, Any]]:

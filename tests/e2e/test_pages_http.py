@@ -331,7 +331,10 @@ def test_admin_create_import_export(page_login: Callable[[str], TestClient]) -> 
     assert exp.status_code == 200 and "市水务局" in exp.text
     xlsx = admin.get("/admin/units/export", params={"format": "xlsx"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
-    assert "由" in admin.get("/admin").text
+    page = admin.get("/admin").text
+    assert "由" in page
+    # The triage status of the serving process: model, threshold, backlog, the recent-ticket index.
+    assert 'id="triage-status"' in page and "自动派单阈值" in page and "本进程已索引近期工单" in page
 
 
 def test_login_form_errors(app_client: TestClient) -> None:

@@ -76,6 +76,17 @@ def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: M
     assert {r["number"] for r in third.triage["repeats"]} == {first.number, blind.number}
 
 
+def test_a_ticket_stored_with_an_earlier_time_is_read_too(make_desk: MakeDesk) -> None:
+    # An import of older tickets, or a ticket entered after the fact: created_at is long before the look.
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    b = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    req = s.IntakeRequest(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
+    number, _, _ = submit(a.db, a.engine, OPERATOR, req, a.clock.now() - timedelta(hours=3))
+    assert b.runtime.catch_up() == 1
+    again = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    assert [r["number"] for r in again.triage["repeats"]] == [number]
+
+
 def test_a_ticket_waiting_for_deferred_triage_is_read_once_triaged(make_desk: MakeDesk) -> None:
     a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
     a.engine.defer_triage = True
