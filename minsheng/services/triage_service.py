@@ -589,6 +589,15 @@ class _Recent:
         )
         self.lock = threading.Lock()
 
+    def index(self, row: Any, cluster_since: datetime) -> list[ClusterWarning]:
+        """Take a stored ticket (a `_recent_rows` row) into both; returns the cluster warnings it raises."""
+        number, title, detail, at, area_code, cat_code = row
+        text = request_text(title, detail)
+        self.repeats.add(number, area_code or NO_AREA, text, at)
+        if area_code and at >= cluster_since:
+            return self.clusters.observe(number, cat_code, area_code, text, at)
+        return []
+
 
 class TriageRuntime:
     """The live triage state of one process: model, org snapshot, recent tickets; reloadable."""
@@ -694,9 +703,7 @@ class TriageRuntime:
         since = now - timedelta(days=max(config.repeat_window_days, config.cluster_window_days))
         cluster_since = now - timedelta(days=config.cluster_window_days)
         q = (
-            select(Ticket.number, Ticket.title, Ticket.detail, Ticket.created_at, Area.code, Category.code)
-            .outerjoin(Area, Area.id == Ticket.area_id)
-            .outerjoin(Category, Category.id == Ticket.category_id)
+            _recent_rows()
             .where(Ticket.created_at >= since)
             .order_by(Ticket.created_at, Ticket.id)
             .execution_options(yield_per=2000)
@@ -704,12 +711,9 @@ class TriageRuntime:
         n = 0
         self._synced_at = now
         self._max_id_seen = session.scalar(select(func.max(Ticket.id))) or 0
-        for number, title, detail, at, area_code, cat_code in session.execute(q):
-            text = request_text(title, detail)
-            recent.repeats.add(number, area_code or NO_AREA, text, at)
-            if area_code and at >= cluster_since:
-                # Replaying marks clusters that history already warned about, so the next member is "grown".
-                recent.clusters.observe(number, cat_code, area_code, text, at)
+        for row in session.execute(q):
+            # Replaying marks clusters that history already warned about, so the next member is "grown".
+            recent.index(row, cluster_since)
             n += 1
         log.info("triage: %d recent tickets indexed for repeats and clusters", n)
 
@@ -1098,28 +1102,13 @@ class TriageRuntime:
                 ]
             rows: list[Any] = []
             for i in range(0, len(new_ids), 500):
-                rows += session.execute(
-                    select(
-                        Ticket.number,
-                        Ticket.title,
-                        Ticket.detail,
-                        Ticket.created_at,
-                        Area.code,
-                        Category.code,
-                    )
-                    .outerjoin(Area, Area.id == Ticket.area_id)
-                    .outerjoin(Category, Category.id == Ticket.category_id)
-                    .where(Ticket.id.in_(new_ids[i : i + 500]))
-                ).all()
+                rows += session.execute(_recent_rows().where(Ticket.id.in_(new_ids[i : i + 500]))).all()
         rows.sort(key=lambda r: (r[3], r[0]))
         cluster_since = started - timedelta(days=config.cluster_window_days)
         warnings: list[ClusterWarning] = []
         with recent.lock:
-            for number, title, detail, at, area_code, cat_code in rows:
-                text = request_text(title, detail)
-                recent.repeats.add(number, area_code or NO_AREA, text, at)
-                if area_code and at >= cluster_since:
-                    warnings += recent.clusters.observe(number, cat_code, area_code, text, at)
+            for row in rows:
+                warnings += recent.index(row, cluster_since)
         self._synced_at = started
         self._awaiting_since = min(waiting) if waiting else None
         self._max_id_seen = max([self._max_id_seen, *(tid for tid, _, _, _ in listed)])
@@ -1149,6 +1138,15 @@ class TriageRuntime:
     def forget(self, number: str) -> None:
         with self.recent.lock:
             self.recent.repeats.remove(number)
+
+
+def _recent_rows() -> Any:
+    """What the recent-ticket state is built from: number, title, detail, created_at, area and category codes."""
+    return (
+        select(Ticket.number, Ticket.title, Ticket.detail, Ticket.created_at, Area.code, Category.code)
+        .outerjoin(Area, Area.id == Ticket.area_id)
+        .outerjoin(Category, Category.id == Ticket.category_id)
+    )
 
 
 def _forget_pending(session: Session) -> None:

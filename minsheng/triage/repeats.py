@@ -348,16 +348,10 @@ class RepeatIndex:
 
         Best score first, then most recent; at most ``limit`` results.
         """
-        if limit <= 0:
+        found = self._lookup(text, area_code, sig) if limit > 0 else None
+        if found is None:
             return []
-        bucket_code = self._area_key(area_code) if self._area_key else area_code
-        bucket = self._area_ids.get(bucket_code)
-        if bucket is None:
-            return []
-        if sig is False:
-            sig = signature(text)
-        if not isinstance(sig, np.ndarray):
-            return []
+        bucket, sig = found
         keys = _band_keys(sig, bucket)
         parts: list[npt.NDArray[np.int32]] = []
         if self._main_keys.size:
@@ -395,20 +389,27 @@ class RepeatIndex:
         without the band lookup: cheap while the tail is short. Triage uses it to see what was indexed between
         a request's analysis and its commit, and on a small per-transaction index to compare a batch's tickets.
         """
-        if limit <= 0 or generation >= self.generation:
+        found = self._lookup(text, area_code, sig) if limit > 0 and generation < self.generation else None
+        if found is None:
             return []
-        bucket = self._area_ids.get(self._area_key(area_code) if self._area_key else area_code)
-        if bucket is None:
-            return []
-        if sig is False:
-            sig = signature(text)
-        if not isinstance(sig, np.ndarray):
-            return []
+        bucket, sig = found
         start = int(np.searchsorted(self._gens[: self._size], generation, side="right"))
         cand = np.arange(start, self._size, dtype=np.int32)
         # Rows of texts with no shingles hold the all-max signature and are never candidates (as in `query`).
         cand = cand[(self._sigs[cand] != 0xFFFF).any(axis=1)]
         return self._score(cand, sig, bucket, at, limit)
+
+    def _lookup(
+        self, text: str, area_code: str, sig: npt.NDArray[np.uint32] | bool | None
+    ) -> tuple[int, npt.NDArray[np.uint32]] | None:
+        """The area bucket's id and the text's signature, or None when nothing can match (unknown bucket, or a
+        text with nothing to compare)."""
+        bucket = self._area_ids.get(self._area_key(area_code) if self._area_key else area_code)
+        if bucket is None:
+            return None
+        if sig is False:
+            sig = signature(text)
+        return (bucket, sig) if isinstance(sig, np.ndarray) else None
 
     def _score(
         self, cand: npt.NDArray[np.int32], sig: npt.NDArray[np.uint32], bucket: int, at: datetime, limit: int
