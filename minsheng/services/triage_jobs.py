@@ -85,6 +85,13 @@ def pending_jobs(db: Database) -> tuple[int, datetime | None]:
     return count, oldest
 
 
+def backlog(db: Database, now: datetime) -> dict[str, Any]:
+    """The deferred backlog as operators watch it: tickets waiting, the oldest's intake time, its wait so far."""
+    waiting, oldest = pending_jobs(db)
+    lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return {"waiting": waiting, "oldest_at": oldest, "lag_seconds": max(0.0, lag)}
+
+
 def _jobs_query(limit: int, skip: set[int]) -> Any:
     q = select(TriageJob.ticket_id, TriageJob.request, TriageJob.created_at)
     if skip:

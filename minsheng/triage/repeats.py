@@ -241,10 +241,7 @@ class RepeatIndex:
         bucket = self._intern(self._area_key(area_code) if self._area_key else area_code)
         if sig is False:
             sig = signature(text)
-        empty = not isinstance(sig, np.ndarray)
-        if not isinstance(sig, np.ndarray):
-            sig = _EMPTY_SIG
-        self._sigs[row] = sig.astype(np.uint16)
+        self._sigs[row] = (sig if isinstance(sig, np.ndarray) else _EMPTY_SIG).astype(np.uint16)
         self._times[row] = _to_seconds(at)
         self._areas[row] = self._intern(area_code)
         self._buckets[row] = bucket
@@ -253,7 +250,7 @@ class RepeatIndex:
         self._gens[row] = self.generation
         self._ids.append(ticket_id)
         self._row_of[ticket_id] = row
-        if empty:
+        if not isinstance(sig, np.ndarray):
             # Nothing to compare on (empty or emoji-only text): kept for remove/prune, never a candidate.
             return
         pending = self._pending

@@ -86,14 +86,13 @@ def _triage_status(state: Any) -> list[tuple[str, str]] | None:
     runtime = state.__dict__.get("triage")
     if runtime is None:
         return None
-    from minsheng.services.triage_jobs import pending_jobs
+    from minsheng.services.triage_jobs import backlog
     from minsheng.services.triage_service import model_status
 
     runtime.catch_up()  # so that the index shown includes what other processes took lately
     st = model_status(runtime)
     recent = st["recent"]
-    waiting, oldest = pending_jobs(state.db)
-    lag = max(0.0, (state.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
+    jobs = backlog(state.db, state.clock.now())
     sources = {"model": "模型给定", "override": "管理员设定", "default": "默认值"}
     return [
         ("分类模型", _model_line(st, runtime.settings.model_dir)),
@@ -106,7 +105,10 @@ def _triage_status(state: Any) -> list[tuple[str, str]] | None:
             "分拣方式",
             "受理后分拣（deferred）" if state.settings.triage_mode == "deferred" else "受理时分拣（inline）",
         ),
-        ("待分拣工单", f"{waiting} 件" + (f"，最久已等 {lag:.0f} 秒" if waiting else "")),
+        (
+            "待分拣工单",
+            f"{jobs['waiting']} 件" + (f"，最久已等 {jobs['lag_seconds']:.0f} 秒" if jobs["waiting"] else ""),
+        ),
         ("本进程已索引近期工单", f"{recent['indexed']} 件（查重、一类事预警用）"),
         ("已读取其他进程工单至", core.fmt_dt(recent["read_up_to"], "%Y-%m-%d %H:%M:%S")),
     ]

@@ -233,16 +233,9 @@ def model(state: StateDep) -> dict[str, Any]:
 @router.get("/jobs", dependencies=[Oversight], summary="Deferred triage: tickets waiting for their analysis")
 def jobs(state: StateDep) -> dict[str, Any]:
     """With `MINSHENG_TRIAGE_MODE=deferred`: how many stored tickets wait for triage and for how long."""
-    from minsheng.services.triage_jobs import pending_jobs
+    from minsheng.services.triage_jobs import backlog
 
-    waiting, oldest = pending_jobs(state.db)
-    lag = (state.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
-    return {
-        "mode": state.settings.triage_mode,
-        "waiting": waiting,
-        "oldest_at": oldest,
-        "lag_seconds": max(0.0, lag),
-    }
+    return {"mode": state.settings.triage_mode, **backlog(state.db, state.clock.now())}
 
 
 class RetrainIn(s.Strict):
