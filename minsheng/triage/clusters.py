@@ -13,6 +13,7 @@ forgotten, which keeps memory bounded by the traffic of one window.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -52,6 +53,10 @@ class ClusterWarning:
     first_at: datetime
     last_at: datetime
     summary: tuple[str, ...]
+    #: The members this ticket brought in: itself, and on a "grown" warning any tickets it linked to the cluster
+    #: (empty means all of ``member_ticket_ids``). What a store of the warning has to add, without comparing a
+    #: flood's thousands of members with every new one.
+    joined: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -76,9 +81,22 @@ class _Cluster:
     # flood (thousands of calls about one burst main) does not re-read every member for each new one.
     df: Counter[str] | None = None
 
-    def add(self, member: _Member) -> None:
+    # Category counts and the members' ids are kept as members join: a cluster growing through a flood reports
+    # both with every new member.
+    cats: Counter[str] = field(default_factory=Counter)
+    ids: tuple[str, ...] | None = None
+
+    def add(self, member: _Member, at: int | None = None) -> None:
         member.cluster = self
-        self.members.append(member)
+        if at is None or at == len(self.members):
+            self.members.append(member)
+            if self.ids is not None:
+                self.ids += (member.ticket_id,)
+        else:
+            self.members.insert(at, member)
+            self.ids = None
+        if member.category_code is not None:
+            self.cats[member.category_code] += 1
         if self.df is not None:
             self.df.update(_terms(member))
 
@@ -124,10 +142,14 @@ class ClusterDetector:
             return same_cat
         if self.match == "either" and same_cat:
             return True
-        # |A ∪ B| = |A| + |B| - |A ∩ B|: one set built per pair instead of two, for a link test run against every
-        # recent ticket of the bucket.
+        # Jaccard is at most min(|A|, |B|) / max(|A|, |B|): texts of very different lengths are ruled out without
+        # building the intersection.
+        la, lb = len(a.grams), len(b.grams)
+        if min(la, lb) < self.similarity * max(la, lb):
+            return False
+        # |A ∪ B| = |A| + |B| - |A ∩ B|: one set built per pair instead of two.
         shared = len(a.grams & b.grams)
-        union = len(a.grams) + len(b.grams) - shared
+        union = la + lb - shared
         close = union > 0 and shared / union >= self.similarity
         return close and (same_cat or self.match != "both")
 
@@ -156,19 +178,25 @@ class ClusterDetector:
         grams = frozenset(shingles(normalize_text(text)).tolist())
         new = _Member(ticket_id, category_code, text, grams, at)
         recent = self._recent.setdefault(bucket, deque())
-        linked = [m for m in recent if self._similar(new, m)]
-        recent.append(new)
-        self._seen.add(ticket_id)
-        if not linked:
-            return []
-
         clusters: dict[int, _Cluster] = {}
         loose: list[_Member] = []
-        for m in linked:
-            if m.cluster is None:
-                loose.append(m)
-            else:
-                clusters[m.cluster.seq] = m.cluster
+        # Only which clusters the new ticket links to matters, so once one member links a cluster its other members
+        # are not tested. Newest first, because a flood links to its cluster's latest member: this keeps a flood
+        # of thousands of similar calls from testing each new one against all the others.
+        for m in reversed(recent):
+            c = m.cluster
+            if c is not None and c.seq in clusters:
+                continue
+            if self._similar(new, m):
+                if c is None:
+                    loose.append(m)
+                else:
+                    clusters[c.seq] = c
+        recent.append(new)
+        self._seen.add(ticket_id)
+        if not clusters and not loose:
+            return []
+
         # Join the oldest warned cluster if any (its key must not change), else the oldest cluster.
         ordered = sorted(clusters.values(), key=lambda c: (not c.warned, c.seq))
         if ordered:
@@ -179,37 +207,54 @@ class ClusterDetector:
             first = min((*loose, new), key=lambda m: (m.at, m.ticket_id))
             target = _Cluster(key=f"{bucket}/{first.ticket_id}", seq=self._seq, bucket=bucket)
             self._seq += 1
+        joined = [m for m in (*loose, new) if m.cluster is None]
         for other in ordered[1:]:
             if not other.warned:
+                joined += other.members
                 for m in other.members:
                     target.add(m)
                 other.members.clear()
-        for m in (*loose, new):
-            if m.cluster is None:
-                target.add(m)
-        target.members.sort(key=lambda m: (m.at, m.ticket_id))
+        if len(joined) > 1:
+            for m in joined:
+                if m.cluster is not target:
+                    target.add(m)
+            target.members.sort(key=_order)
+            target.ids = None
+        else:
+            # One ticket joining a cluster, mostly at its end: a binary search instead of re-sorting the members.
+            target.add(new, bisect.bisect_right(target.members, _order(new), key=_order))
 
         if target.warned:
-            return [self._warning(target, "grown")]
+            return [self._warning(target, "grown", tuple(sorted(m.ticket_id for m in joined)))]
         horizon = at - self.window
-        if sum(1 for m in target.members if m.at >= horizon) >= self.min_count:
+        in_window = len(target.members) - bisect.bisect_left(target.members, horizon, key=lambda m: m.at)
+        if in_window >= self.min_count:
             target.warned = True
             return [self._warning(target, "new")]
         return []
 
-    def _warning(self, cluster: _Cluster, kind: Literal["new", "grown"]) -> ClusterWarning:
-        cats = Counter(m.category_code for m in cluster.members if m.category_code is not None)
+    def _warning(
+        self, cluster: _Cluster, kind: Literal["new", "grown"], joined: tuple[str, ...] = ()
+    ) -> ClusterWarning:
+        cats = cluster.cats
         category = min(cats.items(), key=lambda kv: (-kv[1], kv[0]))[0] if cats else None
+        if cluster.ids is None:
+            cluster.ids = tuple(m.ticket_id for m in cluster.members)
         return ClusterWarning(
             key=cluster.key,
             kind=kind,
             category_code=category,
             area_code=cluster.bucket,
-            member_ticket_ids=tuple(m.ticket_id for m in cluster.members),
+            member_ticket_ids=cluster.ids,
             first_at=cluster.members[0].at,
             last_at=cluster.members[-1].at,
             summary=_summary_of(cluster),
+            joined=joined,
         )
+
+
+def _order(member: _Member) -> tuple[datetime, str]:
+    return member.at, member.ticket_id
 
 
 def _terms(member: _Member) -> frozenset[str]:

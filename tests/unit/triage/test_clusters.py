@@ -171,3 +171,29 @@ def test_key_comes_from_the_earliest_member_even_when_it_arrives_late() -> None:
     in_order = feed(ClusterDetector(min_count=3), rows)
     shuffled = feed(ClusterDetector(min_count=3), [rows[2], rows[0], rows[1]])
     assert [w.key for w in in_order] == [w.key for w in shuffled] == ["S1/t0"]
+
+
+def test_a_late_member_joins_a_warned_cluster_in_time_order() -> None:
+    detector = ClusterDetector(min_count=3)
+    rows = [(f"t{i}", "0201", "S1", text, T0 + timedelta(hours=2 * i)) for i, text in enumerate(FOOD[:4])]
+    feed(detector, rows)
+    late = detector.observe("late", "0201", "S1", FOOD[4], T0 + timedelta(hours=3))
+    assert [w.kind for w in late] == ["grown"]
+    assert late[0].member_ticket_ids == ("t0", "t1", "late", "t2", "t3") and late[0].joined == ("late",)
+    after = detector.observe("t4", "0201", "S1", FOOD[5], T0 + timedelta(hours=8))
+    assert after[0].member_ticket_ids == ("t0", "t1", "late", "t2", "t3", "t4")
+
+
+def test_a_flood_is_one_cluster_with_every_member() -> None:
+    # Thousands of calls about one burst main: each links to the cluster once, however many members it has.
+    detector = ClusterDetector(min_count=3)
+    rng = random.Random(4)
+    rows = [(f"f{i:04d}", "0301", "S1", rng.choice(FOOD), T0 + timedelta(seconds=i)) for i in range(2000)]
+    rows += [
+        (f"x{i}", f"C{i}", "S1", UNRELATED[i] + "，请尽快处理", T0 + timedelta(seconds=3000 + i))
+        for i in range(5)
+    ]
+    warnings = feed(detector, rows)
+    assert [w.kind for w in warnings] == ["new"] + ["grown"] * 1997
+    assert warnings[0].joined == () and [w.joined for w in warnings[1:]] == [(r[0],) for r in rows[3:2000]]
+    assert warnings[-1].member_ticket_ids == tuple(r[0] for r in rows[:2000])
