@@ -60,22 +60,26 @@ def drop_pg_database(name: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated empty database URL, once on SQLite and once on PostgreSQL."""
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL with no tables yet, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'minsheng.db'}"
-        upgrade(url)
-        yield url
+        yield f"sqlite:///{tmp_path / 'minsheng.db'}"
         return
     reason = pg_skip_reason()
     if reason:
         pytest.skip(reason)
     url, name = create_pg_database()
     try:
-        upgrade(url)
         yield url
     finally:
         drop_pg_database(name)
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A freshly migrated empty database URL, once on SQLite and once on PostgreSQL."""
+    upgrade(empty_db_url)
+    return empty_db_url
 
 
 @pytest.fixture

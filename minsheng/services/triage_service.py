@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import case, event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -40,7 +40,14 @@ from minsheng.services.errors import Conflict, Invalid, NotFound
 from minsheng.services.tickets import PREPARED_KEY, TicketEngine, TriageDecision
 from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Category, Ticket, TimelineEvent, Unit, User
-from minsheng.storage.triage_tables import ClusterWarningRow, Place, RoutingRuleRow, TriageSetting
+from minsheng.storage.triage_tables import (
+    ClusterKey,
+    ClusterMember,
+    ClusterWarningRow,
+    Place,
+    RoutingRuleRow,
+    TriageSetting,
+)
 from minsheng.triage.clusters import ClusterDetector, ClusterWarning
 from minsheng.triage.jurisdiction import AreaRecord, Jurisdiction, JurisdictionResult, PlaceRecord
 from minsheng.triage.repeats import RepeatIndex, signature
@@ -1114,7 +1121,7 @@ class TriageRuntime:
         self._max_id_seen = max([self._max_id_seen, *(tid for tid, _, _, _ in listed)])
         if warnings:
             # A flood of similar tickets grows one cluster with each: its last warning holds every member.
-            self._store_clusters(list({w.key: w for w in warnings}.values()), started)
+            self._store_clusters(_merge_warnings(warnings), started)
         if rows:
             log.debug("triage: %d tickets of other processes indexed", len(rows))
         return len(rows)
@@ -1138,6 +1145,20 @@ class TriageRuntime:
     def forget(self, number: str) -> None:
         with self.recent.lock:
             self.recent.repeats.remove(number)
+
+
+def _merge_warnings(warnings: list[ClusterWarning]) -> list[ClusterWarning]:
+    """One warning per cluster: a flood read in one look grows a cluster with each ticket, and its last warning
+    holds every member; the members that joined are those any of them brought in (all, if one is new)."""
+    merged: dict[str, ClusterWarning] = {}
+    for w in warnings:
+        prev = merged.get(w.key)
+        if prev is None:
+            merged[w.key] = w
+            continue
+        everyone = not prev.joined or not w.joined
+        merged[w.key] = replace(w, joined=() if everyone else tuple(sorted({*prev.joined, *w.joined})))
+    return list(merged.values())
 
 
 def _recent_rows() -> Any:
@@ -1189,36 +1210,28 @@ def record_cluster(
     now: datetime,
     org: OrgSnapshot,
 ) -> ClusterWarningRow | None:
-    """Store a cluster warning once (unique key) and put it on the member tickets' timelines.
+    """Store a cluster warning once and put it on the member tickets' timelines.
 
-    A new cluster puts one ``cluster_warning`` event on every member; a member joining a known cluster gets
-    its own event and the row is updated. A cluster another process already stored is left to that process.
+    A new cluster puts one ``cluster_warning`` event on every member and tells the supervisors; a ticket joining
+    a stored cluster gets its own event, and the cluster's count and time span grow. A warning under another key
+    that shares a member with a stored cluster of its area (another process named it after a different first
+    member) joins that one, and its key leads there from then on.
     """
-    members = list(w.member_ticket_ids)
-    summary = list(w.summary)
-    existing = session.scalar(select(ClusterWarningRow).where(ClusterWarningRow.key == w.key))
-    if existing is None:
-        existing = _sharing_members(session, w)
-    if existing is not None:
-        # Raised before (maybe by another process, whose detector saw other members): the members it lacks join
-        # it, each with a note (usually just this ticket; more when this process saw tickets the row lacks).
-        stored = set(existing.member_numbers or [])
-        joining = [m for m in members if m not in stored]
-        if not joining:
-            return existing
-        existing.member_numbers = sorted(stored | set(members))
-        existing.last_at = max(existing.last_at, w.last_at)
-        existing.summary = summary or existing.summary
-        _note(session, engine, _lock_members(session, current, joining), existing, now, org, joined=True)
-        return existing
+    row = _stored_cluster(session, w.key)
+    if row is not None:
+        return _join(session, engine, row, w, w.joined or w.member_ticket_ids, current, now, org)
+    row = _sharing_members(session, w)
+    if row is not None:
+        _add_key(session, w.key, row.id)
+        return _join(session, engine, row, w, w.member_ticket_ids, current, now, org)
     ins = (
         _insert(session)(ClusterWarningRow)
         .values(
             key=w.key,
             category_code=w.category_code,
             area_code=w.area_code,
-            member_numbers=members,
-            summary=summary,
+            member_count=0,
+            summary=list(w.summary),
             first_at=w.first_at,
             last_at=w.last_at,
             created_at=now,
@@ -1229,11 +1242,84 @@ def record_cluster(
     # RETURNING rather than rowcount: drivers disagree on rowcount for INSERT … ON CONFLICT DO NOTHING.
     new_id = session.scalar(ins.returning(ClusterWarningRow.id))
     if new_id is None:
-        return None  # another transaction stored it between our look and our insert
+        # Another transaction stored it between our look and our insert: the members it lacks join it.
+        row = session.scalar(select(ClusterWarningRow).where(ClusterWarningRow.key == w.key))
+        return None if row is None else _join(session, engine, row, w, w.member_ticket_ids, current, now, org)
+    _add_key(session, w.key, new_id)
+    members = _add_members(session, new_id, w.member_ticket_ids)
     row = session.get_one(ClusterWarningRow, new_id)
-    _note(session, engine, _lock_members(session, current, members), row, now, org, joined=False)
-    _notify_supervisors(session, row, current, now, org)
+    row.member_count = len(members)
+    _note(session, engine, _lock_members(session, current, members), row, members, now, org, joined=False)
+    _notify_supervisors(session, row, members, current, now, org)
     return row
+
+
+def _join(
+    session: Session,
+    engine: TicketEngine,
+    row: ClusterWarningRow,
+    w: ClusterWarning,
+    candidates: Sequence[str],
+    current: Ticket,
+    now: datetime,
+    org: OrgSnapshot,
+) -> ClusterWarningRow:
+    """The candidates the stored cluster lacks join it, each with a note (usually just ``current``; more when
+    this process saw tickets the row lacks)."""
+    joining = _add_members(session, row.id, candidates)
+    if not joining:
+        return row
+    # Expressions, not values read earlier: another process may be adding members to the same cluster.
+    row.member_count = ClusterWarningRow.member_count + len(joining)
+    row.last_at = case((ClusterWarningRow.last_at < w.last_at, w.last_at), else_=ClusterWarningRow.last_at)
+    if w.summary:
+        row.summary = list(w.summary)
+    session.flush()
+    _note(session, engine, _lock_members(session, current, joining), row, joining, now, org, joined=True)
+    return row
+
+
+def _stored_cluster(session: Session, key: str) -> ClusterWarningRow | None:
+    return session.scalar(
+        select(ClusterWarningRow)
+        .join(ClusterKey, ClusterKey.cluster_id == ClusterWarningRow.id)
+        .where(ClusterKey.key == key)
+    )
+
+
+def _add_key(session: Session, key: str, cluster_id: int) -> None:
+    session.execute(
+        _insert(session)(ClusterKey).values(key=key, cluster_id=cluster_id).on_conflict_do_nothing()
+    )
+
+
+def _add_members(session: Session, cluster_id: int, numbers: Iterable[str]) -> list[str]:
+    """Add the numbers a cluster lacks; returns those added, sorted. Chunked to stay under SQLite's limit on
+    bound parameters."""
+    wanted = sorted(set(numbers))
+    added: list[str] = []
+    for i in range(0, len(wanted), _MEMBER_CHUNK):
+        rows = [{"cluster_id": cluster_id, "ticket_number": n} for n in wanted[i : i + _MEMBER_CHUNK]]
+        ins = _insert(session)(ClusterMember).values(rows).on_conflict_do_nothing()
+        added += session.scalars(ins.returning(ClusterMember.ticket_number))
+    return sorted(added)
+
+
+_MEMBER_CHUNK = 500
+
+
+def cluster_members(session: Session, cluster_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The member ticket numbers of each cluster, in number order."""
+    out: dict[int, list[str]] = {cid: [] for cid in cluster_ids}
+    for i in range(0, len(cluster_ids), _MEMBER_CHUNK):
+        q = (
+            select(ClusterMember.cluster_id, ClusterMember.ticket_number)
+            .where(ClusterMember.cluster_id.in_(cluster_ids[i : i + _MEMBER_CHUNK]))
+            .order_by(ClusterMember.cluster_id, ClusterMember.ticket_number)
+        )
+        for cid, number in session.execute(q):
+            out[cid].append(number)
+    return out
 
 
 def _lock_members(session: Session, current: Ticket, numbers: Sequence[str]) -> list[Ticket]:
@@ -1241,17 +1327,20 @@ def _lock_members(session: Session, current: Ticket, numbers: Sequence[str]) -> 
     that two intakes that touch the same members cannot deadlock."""
     others = [m for m in numbers if m != current.number]
     tickets = [current] if current.number in numbers else []
-    if others:
+    for i in range(0, len(others), _MEMBER_CHUNK):
         tickets += list(
             session.scalars(
-                select(Ticket).where(Ticket.number.in_(others)).order_by(Ticket.id).with_for_update()
+                select(Ticket)
+                .where(Ticket.number.in_(others[i : i + _MEMBER_CHUNK]))
+                .order_by(Ticket.id)
+                .with_for_update()
             )
         )
     return tickets
 
 
 def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow | None:
-    """A stored cluster of the same area that already holds one of ``w``'s members.
+    """The earliest stored cluster of the same area, still open to new members, that holds one of ``w``'s members.
 
     Processes that saw the same tickets in a different order may name one cluster differently (its key comes
     from the first member each saw); a ticket belongs to one cluster only, so a shared member means the same
@@ -1260,20 +1349,28 @@ def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow |
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext("cluster:" + w.area_code))))
-    members = set(w.member_ticket_ids)
-    rows = session.scalars(
-        select(ClusterWarningRow)
-        .where(ClusterWarningRow.area_code == w.area_code, ClusterWarningRow.last_at >= w.first_at)
-        .order_by(ClusterWarningRow.id)
-    )
-    return next((r for r in rows if members & set(r.member_numbers or [])), None)
+    numbers = sorted(set(w.member_ticket_ids))
+    found: list[int] = []
+    for i in range(0, len(numbers), _MEMBER_CHUNK):
+        cid = session.scalar(
+            select(func.min(ClusterMember.cluster_id))
+            .join(ClusterWarningRow, ClusterWarningRow.id == ClusterMember.cluster_id)
+            .where(
+                ClusterWarningRow.area_code == w.area_code,
+                ClusterWarningRow.last_at >= w.first_at,
+                ClusterMember.ticket_number.in_(numbers[i : i + _MEMBER_CHUNK]),
+            )
+        )
+        if cid is not None:
+            found.append(cid)
+    return session.get(ClusterWarningRow, min(found)) if found else None
 
 
 def _describe(row: ClusterWarningRow, org: OrgSnapshot) -> str:
     area = org.areas[row.area_code].name if row.area_code in org.areas else row.area_code
     cat = org.category_name(row.category_code) or "相似诉求"
     about = "、".join(row.summary or [])
-    return f"{area} {len(row.member_numbers)} 件{cat}" + (f"（{about}）" if about else "")
+    return f"{area} {row.member_count} 件{cat}" + (f"（{about}）" if about else "")
 
 
 def _note(
@@ -1281,17 +1378,21 @@ def _note(
     engine: TicketEngine,
     tickets: Sequence[Ticket],
     row: ClusterWarningRow,
+    members: Sequence[str],
     now: datetime,
     org: OrgSnapshot,
     *,
     joined: bool,
 ) -> None:
+    """One ``cluster_warning`` event on each of ``tickets``; ``members`` are the tickets it is about (the whole
+    new cluster, or those joining it), the count is the cluster's."""
     payload = {
         "cluster_id": row.id,
         "key": row.key,
         "category": row.category_code,
         "area": row.area_code,
-        "members": list(row.member_numbers),
+        "members": list(members),
+        "member_count": row.member_count,
         "summary": list(row.summary or []),
         "text": ("加入一类事预警：" if joined else "一类事预警：") + _describe(row, org),
         "joined": joined,
@@ -1302,7 +1403,12 @@ def _note(
 
 
 def _notify_supervisors(
-    session: Session, row: ClusterWarningRow, ticket: Ticket, now: datetime, org: OrgSnapshot
+    session: Session,
+    row: ClusterWarningRow,
+    members: Sequence[str],
+    ticket: Ticket,
+    now: datetime,
+    org: OrgSnapshot,
 ) -> None:
     try:
         from minsheng.services.notifications import add_inbox
@@ -1311,7 +1417,8 @@ def _notify_supervisors(
     supervisors = session.scalars(
         select(User.id).where(User.role == Role.SUPERVISOR.value, User.active.is_(True))
     )
-    text = _describe(row, org) + "：" + "、".join(row.member_numbers)
+    shown = "、".join(members[:_NOTIFY_NUMBERS]) + ("等" if len(members) > _NOTIFY_NUMBERS else "")
+    text = _describe(row, org) + "：" + shown
     for uid in supervisors:
         add_inbox(
             session,
@@ -1325,22 +1432,31 @@ def _notify_supervisors(
         )
 
 
-def cluster_json(row: ClusterWarningRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "key": row.key,
-        "category_code": row.category_code,
-        "area_code": row.area_code,
-        "members": list(row.member_numbers or []),
-        "summary": list(row.summary or []),
-        "first_at": row.first_at.isoformat(),
-        "last_at": row.last_at.isoformat(),
-        "created_at": row.created_at.isoformat(),
-        "state": row.state,
-        "acknowledged_by": row.acknowledged_by,
-        "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
-        "note": row.note,
-    }
+#: Ticket numbers listed in a supervisor's notification; the warning's page lists them all.
+_NOTIFY_NUMBERS = 20
+
+
+def clusters_json(session: Session, rows: Sequence[ClusterWarningRow]) -> list[dict[str, Any]]:
+    members = cluster_members(session, [r.id for r in rows])
+    return [
+        {
+            "id": row.id,
+            "key": row.key,
+            "category_code": row.category_code,
+            "area_code": row.area_code,
+            "member_count": row.member_count,
+            "members": members[row.id],
+            "summary": list(row.summary or []),
+            "first_at": row.first_at.isoformat(),
+            "last_at": row.last_at.isoformat(),
+            "created_at": row.created_at.isoformat(),
+            "state": row.state,
+            "acknowledged_by": row.acknowledged_by,
+            "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
+            "note": row.note,
+        }
+        for row in rows
+    ]
 
 
 def list_clusters(session: Session, *, state: str | None = None, limit: int = 100) -> list[ClusterWarningRow]:

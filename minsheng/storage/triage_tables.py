@@ -56,7 +56,7 @@ class ClusterWarningRow(Base):
     key: Mapped[str] = mapped_column(String(200), unique=True)
     category_code: Mapped[str | None] = mapped_column(String(32))
     area_code: Mapped[str] = mapped_column(String(32))
-    member_numbers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    member_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[list[Any]] = mapped_column(JSON, default=list)
     first_at: Mapped[datetime]
     last_at: Mapped[datetime]
@@ -67,6 +67,30 @@ class ClusterWarningRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_cluster_warnings_state_last", "state", "last_at"),)
+
+
+class ClusterMember(Base):
+    """A ticket of a cluster warning, one row each: a cluster growing through a flood (thousands of calls about
+    one burst main) adds a row per call instead of rewriting its whole member list, and two processes adding
+    members at once cannot overwrite each other's."""
+
+    __tablename__ = "cluster_warning_members"
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("cluster_warnings.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    ticket_number: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+    __table_args__ = (Index("ix_cluster_warning_members_number", "ticket_number"),)
+
+
+class ClusterKey(Base):
+    """Every key a cluster warning is known by. Processes that saw a cluster's tickets in a different order may
+    name it after a different first member; once matched by a shared member, the other name leads straight to
+    the stored warning."""
+
+    __tablename__ = "cluster_warning_keys"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("cluster_warnings.id", ondelete="CASCADE"), index=True)
 
 
 class TriageSetting(Base):

@@ -207,7 +207,7 @@ def list_clusters(
     state: Annotated[str | None, Query(pattern=r"^(open|acknowledged)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
-    return [ts.cluster_json(r) for r in ts.list_clusters(session, state=state, limit=limit)]
+    return ts.clusters_json(session, ts.list_clusters(session, state=state, limit=limit))
 
 
 class AckIn(s.Strict):
@@ -221,7 +221,7 @@ def acknowledge(
     row = ts.acknowledge_cluster(
         session, cluster_id, user.username, body.note if body else None, state.clock.now()
     )
-    return ts.cluster_json(row)
+    return ts.clusters_json(session, [row])[0]
 
 
 # ------------------------------------------------------------------------------------------------------- model

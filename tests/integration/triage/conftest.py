@@ -196,6 +196,10 @@ class Desk:
             session.expunge_all()
             return t
 
+    def cluster_members(self, cluster_id: int) -> list[str]:
+        with self.db.read_sessions() as session:
+            return ts.cluster_members(session, [cluster_id])[cluster_id]
+
     def events(self, number: str, action: str | None = None) -> list[Any]:
         from minsheng.storage.models import TimelineEvent
 

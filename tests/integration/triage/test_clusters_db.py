@@ -38,7 +38,7 @@ def test_cluster_warning_raised_once_for_n_and_not_again(make_desk: MakeDesk) ->
     assert len(rows) == 1
     row = rows[0]
     assert row.state == "open" and row.area_code == "S12" and row.category_code == "020101"
-    assert sorted(row.member_numbers) == sorted(t.number for t in tickets)
+    assert desk.cluster_members(row.id) == sorted(t.number for t in tickets) and row.member_count == 3
     for t in tickets:
         events = desk.events(t.number, "cluster_warning")
         assert len(events) == 1, t.number
@@ -46,8 +46,11 @@ def test_cluster_warning_raised_once_for_n_and_not_again(make_desk: MakeDesk) ->
         assert events[0].payload["joined"] is False
     fourth = desk.intake(title="超市卖过期食品3", detail=TEXTS[3], address=ADDRESS)
     rows = _warnings(desk.db)
-    assert len(rows) == 1 and fourth.number in rows[0].member_numbers and len(rows[0].member_numbers) == 4
-    assert [e.payload["joined"] for e in desk.events(fourth.number, "cluster_warning")] == [True]
+    assert len(rows) == 1 and rows[0].member_count == 4
+    assert desk.cluster_members(row.id) == sorted(t.number for t in [*tickets, fourth])
+    (joined,) = desk.events(fourth.number, "cluster_warning")
+    assert joined.payload["joined"] is True and joined.payload["members"] == [fourth.number]
+    assert joined.payload["member_count"] == 4 and " 4 件" in joined.payload["text"]
     for t in tickets:
         assert len(desk.events(t.number, "cluster_warning")) == 1  # not re-announced on old members
 
@@ -73,7 +76,8 @@ def test_two_processes_store_one_warning(make_desk: MakeDesk) -> None:
     fourth = b.intake(title="超市卖过期食品3", detail=TEXTS[3], address=ADDRESS)  # b never saw `third`
     rows = _warnings(a.db)
     assert len(rows) == 1
-    members = set(rows[0].member_numbers)
+    members = set(a.cluster_members(rows[0].id))
+    assert rows[0].member_count == len(members)
     assert {t.number for t in [*first, third, fourth]} <= members
     assert len(b.events(fourth.number, "cluster_warning")) == 1
     assert all(len(a.events(t.number, "cluster_warning")) == 1 for t in first)
@@ -102,4 +106,4 @@ def test_acknowledge(make_desk: MakeDesk) -> None:
         ts.acknowledge_cluster(session, row.id, "supervisor1", "已交市场监管局专项检查", desk.clock.now())
     with desk.db.read_sessions() as session:
         assert ts.list_clusters(session, state="open") == []
-        assert ts.cluster_json(ts.list_clusters(session)[0])["acknowledged_by"] == "supervisor1"
+        assert ts.clusters_json(session, ts.list_clusters(session))[0]["acknowledged_by"] == "supervisor1"

@@ -7,6 +7,7 @@ request's analysis was prepared, are still compared with each other.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -117,7 +118,7 @@ def test_a_cluster_spread_over_two_processes_is_raised_once(make_desk: MakeDesk)
         tickets.append(desk.intake(title=f"超市卖过期食品{i}", detail=text, address=EXPIRED_AT))
     rows = _warnings(a)
     assert len(rows) == 1
-    assert sorted(rows[0].member_numbers) == sorted(t.number for t in tickets)
+    assert a.cluster_members(rows[0].id) == sorted(t.number for t in tickets)
     for t in tickets:
         assert len(a.events(t.number, "cluster_warning")) == 1, t.number
 
@@ -135,7 +136,7 @@ def test_a_cluster_completed_by_other_processes_tickets_is_stored(make_desk: Mak
     assert _warnings(a) == []
     assert a.runtime.catch_up() == 3  # a started before all three
     rows = _warnings(a)
-    assert len(rows) == 1 and sorted(rows[0].member_numbers) == sorted(t.number for t in [first, *rest])
+    assert len(rows) == 1 and a.cluster_members(rows[0].id) == sorted(t.number for t in [first, *rest])
     assert all(len(a.events(t.number, "cluster_warning")) == 1 for t in [first, *rest])
 
 
@@ -160,12 +161,22 @@ def test_one_cluster_under_two_keys_is_stored_once(make_desk: MakeDesk) -> None:
         t = session.scalar(select(Ticket).where(Ticket.number == numbers[3]))
         ts.record_cluster(session, desk.engine, warning("S12/y", numbers[1:]), t, now, desk.runtime.org)
     rows = _warnings(desk)
-    assert len(rows) == 1 and rows[0].key == "S12/x" and sorted(rows[0].member_numbers) == sorted(numbers)
+    assert len(rows) == 1 and rows[0].key == "S12/x" and desk.cluster_members(rows[0].id) == sorted(numbers)
     # Each member the stored cluster lacked joins it with its own note; the others are not told again.
     assert [e.payload["joined"] for e in desk.events(numbers[0], "cluster_warning")] == [False]
     assert [e.payload["joined"] for e in desk.events(numbers[1], "cluster_warning")] == [False]
     assert [e.payload["joined"] for e in desk.events(numbers[2], "cluster_warning")] == [True]
     assert [e.payload["joined"] for e in desk.events(numbers[3], "cluster_warning")] == [True]
+    # From then on the other name leads to the stored cluster: a ticket joining brings only itself.
+    fifth = desk.intake(title="事项4", detail="垃圾桶满了没人清", address=EXPIRED_AT)
+    grown = replace(warning("S12/y", [*numbers[1:], fifth.number]), kind="grown", joined=(fifth.number,))
+    with desk.db.write_sessions() as session, session.begin():
+        t = session.scalar(select(Ticket).where(Ticket.number == fifth.number))
+        ts.record_cluster(session, desk.engine, grown, t, now, desk.runtime.org)
+    rows = _warnings(desk)
+    assert len(rows) == 1 and rows[0].member_count == 5
+    assert desk.cluster_members(rows[0].id) == sorted([*numbers, fifth.number])
+    assert [e.payload["members"] for e in desk.events(fifth.number, "cluster_warning")] == [[fifth.number]]
 
 
 @pytest.mark.parametrize("triage_mode", ["deferred"])
