@@ -118,6 +118,18 @@ _CONFIG_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(TriageConfi
 _AREA_LEVELS = ("city", "district", "street", "community", "grid")
 
 
+# Beyond these, windows and periods leave what dates and timers can hold (a window of 1e300 days overflows the
+# runtime's reload after the setting is stored) and no hotline means them: ten years of history, one day of
+# waiting.
+_UPPER_BOUNDS: dict[str, float] = {
+    "repeat_window_days": 3650.0,
+    "cluster_window_days": 3650.0,
+    "stale_check_seconds": 86_400.0,
+    "recent_sync_seconds": 86_400.0,
+    "recent_sync_margin_seconds": 86_400.0,
+}
+
+
 def check_setting(key: str, value: Any) -> Any:
     """Validate one admin override; raises Invalid with the reason."""
     if key not in _CONFIG_TYPES:
@@ -148,12 +160,15 @@ def check_setting(key: str, value: Any) -> Any:
             raise Invalid(f"{key} must not be negative")
         if key in ("repeat_window_days", "cluster_window_days") and value <= 0:
             raise Invalid(f"{key} must be positive")
+        top = _UPPER_BOUNDS.get(key)
+        if top is not None and value > top:
+            raise Invalid(f"{key} must be at most {top:g}")
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise Invalid(f"{key} must be a whole number")
-        if key == "cluster_min_count" and value < 2:
-            raise Invalid("cluster_min_count must be at least 2")
+        if key == "cluster_min_count" and not 2 <= value <= 10_000:
+            raise Invalid("cluster_min_count must be within 2..10000")
         if key == "model_level" and value not in (1, 2, 3):
             raise Invalid("model_level must be 1, 2 or 3")
         return value
