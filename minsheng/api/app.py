@@ -9,13 +9,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minsheng.api.deps import AppState
+from minsheng.api.deps import AppState, no_nul_in_url
 from minsheng.config import Settings
 from minsheng.domain.clock import Clock, SystemClock
 from minsheng.domain.transitions import IllegalTransition
@@ -115,6 +115,7 @@ def create_app(
         version="0.1.0",
         description="Citizen-request hotline platform: intake, triage, dispatch, closed loop, evaluation.",
         lifespan=lifespan,
+        dependencies=[Depends(no_nul_in_url)],
     )
     database = db or open_database(settings.database_url, pool_size=settings.pool_size)
     engine = TicketEngine()

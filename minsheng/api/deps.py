@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -15,8 +15,9 @@ from minsheng.config import Settings
 from minsheng.domain.clock import Clock
 from minsheng.domain.roles import Role
 from minsheng.services import auth
-from minsheng.services.errors import PermissionDenied, Unauthenticated
+from minsheng.services.errors import Invalid, PermissionDenied, Unauthenticated
 from minsheng.services.intake_writer import IntakeWriter
+from minsheng.services.schemas import MAX_ID, MAX_SMALL_ID
 from minsheng.services.tickets import TicketEngine
 from minsheng.storage.db import Database
 
@@ -24,6 +25,11 @@ SESSION_COOKIE = "minsheng_session"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_CACHE_SECONDS = 30.0
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# A row id in a path, within what its column holds (see `minsheng.services.schemas.MAX_ID`): a larger one would
+# fail in the database driver rather than here. IdPath for the 64-bit ids, SmallIdPath for the 32-bit ones.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id")]
+SmallIdPath = Annotated[int, Path(ge=1, le=MAX_SMALL_ID, description="a row id")]
 
 
 @dataclass
@@ -49,6 +55,14 @@ def set_session_cookie(response: Response, token: str, settings: Settings) -> No
         secure=settings.cookie_secure,
         max_age=int(settings.session_hours * 3600),
     )
+
+
+async def no_nul_in_url(request: Request) -> None:
+    """Every route's first check: no NUL character in the path or the query (PostgreSQL cannot compare or
+    store one, so a %00 would otherwise fail in the database instead of here)."""
+    query = request.query_params.multi_items()
+    if "\x00" in request.scope["path"] or any("\x00" in k or "\x00" in v for k, v in query):
+        raise Invalid("the URL must not contain NUL (%00) characters")
 
 
 # Dependencies are `async def` where they do no blocking work: FastAPI runs a plain `def` dependency in the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, union_all
@@ -22,6 +22,7 @@ from minsheng.domain.roles import Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState, TicketState
 from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
+from minsheng.services.schemas import MAX_ID
 from minsheng.storage.models import (
     Area,
     Assignment,
@@ -104,11 +105,17 @@ def encode_cursor(created_at: datetime, ticket_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a cursor from `encode_cursor` stands for; Invalid for anything else a client may send."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, tid = json.loads(raw)
-        return datetime.fromisoformat(at), int(tid)
-    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        when = datetime.fromisoformat(at)
+        # The columns hold aware UTC times and 64-bit ids: a forged cursor may carry neither.
+        when.astimezone(UTC)
+        if when.tzinfo is None or isinstance(tid, bool) or not isinstance(tid, int) or not 0 < tid <= MAX_ID:
+            raise ValueError("not a position in the list")
+        return when, tid
+    except (ValueError, TypeError, OverflowError) as e:
         raise Invalid("bad cursor") from e
 
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from minsheng.domain.states import Channel, Kind, Rating, TransferTarget, Urgency
 
@@ -19,9 +28,56 @@ Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=2, max_length=500)]
 Note = Annotated[str | None, Field(default=None, max_length=2000)]
 UnitCode = Annotated[str, Field(pattern=CODE_RE)]
+# Row ids are refused here when no id column could hold them, before the database driver fails on them: tickets,
+# assignments, events, attachments and notifications have 64-bit ids, the organisation, clock, knowledge base,
+# triage tables and extensions 32-bit ones (PostgreSQL says "integer out of range" beyond).
+MAX_ID = 2**63 - 1
+MAX_SMALL_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+SmallId = Annotated[int, Field(ge=1, le=MAX_SMALL_ID)]
 
 
-class Strict(BaseModel):
+def utc_representable(v: datetime | None) -> datetime | None:
+    """A time that can be stored: columns hold UTC, and 0001-01-01T00:00+14:00 cannot be moved there."""
+    try:
+        if v is not None:
+            v.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date and time out of range") from None
+    return v
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(utc_representable)]
+
+
+def has_nul(value: Any) -> bool:
+    """Whether text anywhere in a (possibly nested, possibly very deep) JSON value holds a NUL character."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return False
+
+
+class Checked(BaseModel):
+    """Input that will be stored: no NUL characters in any text (PostgreSQL cannot store them in text)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, v: Any) -> Any:
+        if has_nul(v):
+            raise ValueError("text must not contain NUL (\\x00) characters")
+        return v
+
+
+class Strict(Checked):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -136,9 +192,10 @@ class RequestExtension(Strict):
 
 
 class DecideExtension(Strict):
-    extension_id: int | None = None
+    extension_id: SmallId | None = None
     approve: bool
-    note: Note = None
+    # Kept with the extension (500 characters), not only in the timeline.
+    note: Annotated[str | None, Field(default=None, max_length=500)] = None
 
 
 class FollowUp(Strict):
@@ -154,7 +211,7 @@ class Rate(Strict):
 
 class Feedback(Strict):
     text: str = Field(min_length=1, max_length=5000)
-    attachment_ids: list[int] = Field(default_factory=list, max_length=20)
+    attachment_ids: list[Id] = Field(default_factory=list, max_length=20)
 
 
 class RequestClose(Strict):

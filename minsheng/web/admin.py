@@ -30,6 +30,8 @@ router = APIRouter(include_in_schema=False)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 LIMIT = 500
+# The columns' widths: a longer value would fail in the database (PostgreSQL) rather than next to the field.
+MAX_LENGTHS = {"name": 100, "display_name": 64, "phone": 32, "leader_name": 50, "password": 200}
 
 # Configuration kept by other modules: (what, table name hints, module that provides it).
 PROVIDED = [
@@ -283,6 +285,11 @@ def _check(kind: str, f: core.Form) -> dict[str, str]:
         errors[name] = "请填写名称"
     if kind == "areas" and f.get("level") not in AreaLevel.values():
         errors["level"] = "请选择层级"
+    for fld, most in MAX_LENGTHS.items():
+        if len(f.get(fld).strip()) > most:
+            # The form has no leader_name input: its message goes above the form.
+            at = "_form" if fld == "leader_name" else fld
+            errors.setdefault(at, f"最多{most}个字符" if at == fld else f"负责人姓名最多{most}个字符")
     if kind == "units":
         if f.get("kind") not in UnitKind.values():
             errors["kind"] = "请选择单位类型"

@@ -5,6 +5,7 @@ pages, and the form endpoints that take each step of the loop through `services.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.api.deps import AppState
+from minsheng.api.deps import AppState, IdPath
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import AssignmentRole, ExtensionState, Rating, TicketState
 from minsheng.domain.transitions import AssignmentAction, IllegalTransition, TicketAction
@@ -153,8 +154,8 @@ def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDe
     """Live suggestions while the operator types (HTMX): triage if wired, earlier tickets, KB answers."""
     title, detail = form.get("title"), form.get("detail")
     phone = form.opt("citizen_phone")
-    lat = _float(form.opt("lat"))
-    lon = _float(form.opt("lon"))
+    lat = _coordinate(form.opt("lat"), 90)
+    lon = _coordinate(form.opt("lon"), 180)
     text = f"{title} {detail}".strip()
     module = _suggest_module()
     with core.read_tx(state) as session:
@@ -199,11 +200,13 @@ def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDe
     return core.render(request, "_suggest.html", {"s": out, "typed": bool(text)}, user=user)
 
 
-def _float(v: str | None) -> float | None:
+def _coordinate(v: str | None, limit: float) -> float | None:
+    """A coordinate half typed into the desk: used when it is one (NaN, inf and 1e999 are not), else ignored."""
     try:
-        return float(v) if v else None
+        x = float(v) if v else None
     except ValueError:
         return None
+    return x if x is not None and math.isfinite(x) and abs(x) <= limit else None
 
 
 # ---------------------------------------------------------------------- dispatch queue
@@ -530,7 +533,7 @@ ASSIGNMENT_MODELS: dict[str, type[BaseModel]] = {
 
 @router.post("/assignments/{assignment_id}/act/{action}")
 def assignment_act(
-    request: Request, state: StateDep, user: HandlerUser, form: FormDep, assignment_id: int, action: str
+    request: Request, state: StateDep, user: HandlerUser, form: FormDep, assignment_id: IdPath, action: str
 ) -> Response:
     back = core.safe_next(form.get("next"), "/inbox")
     at = form.get("at") or f"a{assignment_id}"

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -176,6 +177,11 @@ async def read_form(request: Request) -> Form:
                 out.files.append((key, value.filename, await value.read(limit + 1)))
         else:
             out.multi.setdefault(key, []).append(value)
+    # No browser sends NUL in a form, and PostgreSQL cannot store or compare it: refused before any handler.
+    if any("\x00" in k or any("\x00" in v for v in vs) for k, vs in out.multi.items()) or any(
+        "\x00" in name for _, name, _ in out.files
+    ):
+        raise Invalid("表单内容包含无效字符（NUL），请检查后重新提交")
     return out
 
 
@@ -197,7 +203,8 @@ def page_user(request: Request, state: StateDep, form: FormDep) -> auth.Principa
     if request.method == "POST":
         sent = form.get("csrf_token") or request.headers.get(CSRF_HEADER, "")
         expected = p.csrf_token if p else request.cookies.get(ANON_CSRF_COOKIE)
-        if not expected or not sent or not secrets.compare_digest(sent, expected):
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a forged token may have some.
+        if not expected or not sent or not secrets.compare_digest(sent.encode(), expected.encode()):
             raise PageDenied("表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")
     return p
 
@@ -265,6 +272,15 @@ def service_message(e: Exception) -> str:
     if isinstance(e, IllegalTransition):
         allowed = "、".join(LABELS["action"].get(a, a) for a in e.allowed) or "无"
         return f"当前状态不允许「{LABELS['action'].get(e.action, e.action)}」，可进行：{allowed}"
+    if isinstance(e, RequestValidationError):
+        # A bad path or query parameter of a page: name it, without the exception's text (it holds source paths).
+        parts = []
+        for err in e.errors()[:3]:
+            name = (
+                ".".join(str(x) for x in err.get("loc", ()) if x not in ("path", "query", "body")) or "请求"
+            )
+            parts.append(f"{name} {_TYPE_MESSAGES.get(str(err.get('type')), str(err.get('msg', '')))}")
+        return "输入有误：" + "；".join(parts)
     prefix = {
         NotFound: "未找到",
         PermissionDenied: "无权操作",

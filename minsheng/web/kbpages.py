@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -9,10 +10,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from minsheng.api.deps import SmallIdPath
 from minsheng.domain.roles import Role
 from minsheng.services import kb
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
+from minsheng.services.schemas import MAX_SMALL_ID
 from minsheng.storage.models import Category
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
@@ -20,6 +23,14 @@ from minsheng.web.core import FormDep, StateDep
 router = APIRouter(include_in_schema=False)
 StaffUser = Annotated[Principal, core.need(core.STAFF)]
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
+# ASCII digits only: "²".isdigit() is true and int("²") fails.
+ENTRY_ID = re.compile(r"[0-9]{1,10}")
+
+
+def _entry_id(value: str | None) -> int | None:
+    """The entry id sent in a URL or a form, or None when it is not one (or more than its column holds)."""
+    value = (value or "").strip()
+    return int(value) if ENTRY_ID.fullmatch(value) and 0 < int(value) <= MAX_SMALL_ID else None
 
 
 def _entry(e: Any, cats: dict[int, str]) -> dict[str, Any]:
@@ -51,9 +62,9 @@ def _page(request: Request, state: Any, user: Principal, **extra: Any) -> Respon
             "kinds": kb.KINDS,
             "categories": views.category_options(session) if user.role is Role.ADMIN else [],
         }
-        edit_id = request.query_params.get("edit")
-        if edit_id and edit_id.isdigit() and user.role is Role.ADMIN and "values" not in extra:
-            e = kb.get(session, int(edit_id))
+        edit_id = _entry_id(request.query_params.get("edit"))
+        if edit_id is not None and user.role is Role.ADMIN and "values" not in extra:
+            e = kb.get(session, edit_id)
             code = (
                 session.scalar(select(Category.code).where(Category.id == e.category_id))
                 if e.category_id
@@ -95,11 +106,14 @@ def _data(form: core.Form) -> kb.KbIn:
 
 @router.post("/kb")
 def kb_save(request: Request, state: StateDep, user: AdminUser, form: FormDep) -> Response:
-    entry_id = form.get("id")
+    entry_id = form.get("id").strip()
+    if entry_id and _entry_id(entry_id) is None:
+        errs = {"_form": "条目编号无效：请从列表中重新打开要修改的条目"}
+        return _page(request, state, user, errors=errs, values=form.values(), status=422)
     try:
         data = _data(form)
         with core.write_tx(state) as session:
-            if entry_id.isdigit():
+            if entry_id:
                 kb.update(session, int(entry_id), data, state.clock.now())
             else:
                 kb.create(session, data, state.clock.now())
@@ -113,7 +127,9 @@ def kb_save(request: Request, state: StateDep, user: AdminUser, form: FormDep) -
 
 
 @router.post("/kb/{entry_id}/delete")
-def kb_delete(request: Request, state: StateDep, user: AdminUser, form: FormDep, entry_id: int) -> Response:
+def kb_delete(
+    request: Request, state: StateDep, user: AdminUser, form: FormDep, entry_id: SmallIdPath
+) -> Response:
     with core.write_tx(state) as session:
         kb.delete(session, entry_id)
     return core.redirect("/kb", msg="已删除知识条目")

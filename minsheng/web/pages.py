@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -79,7 +80,8 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(core.LoginRequired)
     async def _login(request: Request, e: core.LoginRequired) -> Response:
-        target = "/login?next=" + e.next_path.replace("&", "%26")
+        # Quoted whole: the path may hold any character (HX-Redirect is a latin-1 header) and the query its own &.
+        target = "/login?next=" + quote(e.next_path, safe="/")
         if request.headers.get("hx-request"):
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)

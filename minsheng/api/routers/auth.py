@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from minsheng.api.deps import SESSION_COOKIE, CurrentUser, StateDep, WriteSession, set_session_cookie
 from minsheng.services import auth
+from minsheng.services.schemas import Checked
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-class LoginBody(BaseModel):
+class LoginBody(Checked):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=200)
 

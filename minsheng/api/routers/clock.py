@@ -7,10 +7,10 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import Field, model_validator
 from sqlalchemy import delete, select
 
-from minsheng.api.deps import CurrentUser, ReadSession, StateDep, WriteSession, require_roles
+from minsheng.api.deps import CurrentUser, ReadSession, SmallIdPath, StateDep, WriteSession, require_roles
 from minsheng.clock.calendar import CalendarEntry, CalendarError, WorkCalendar, entries_for_range
 from minsheng.clock.escalation import EscalationError
 from minsheng.clock.policy import PolicyError, PolicySet
@@ -20,7 +20,7 @@ from minsheng.services import notifications
 from minsheng.services.clockwork import commander_of_the_day, on_duty, policy_from_json, policy_to_json
 from minsheng.services.errors import Invalid, NotFound
 from minsheng.services.queries import ticket_for
-from minsheng.services.schemas import CODE_RE
+from minsheng.services.schemas import CODE_RE, Checked, Id, Instant
 from minsheng.storage.clock_tables import (
     CalendarDay,
     ClockPolicy,
@@ -39,26 +39,51 @@ Watchers = require_roles(Role.ADMIN, Role.SUPERVISOR, Role.LEADER)
 
 
 # ------------------------------------------------------------------------------------------------ policies
-class LimitIn(BaseModel):
+# No time limit or escalation step is longer than a year: beyond that the deadline arithmetic leaves the
+# calendar (a limit of 1e300 minutes made every dispatch fail) and no hotline promises such a time.
+YEAR_MINUTES = 366 * 24 * 60
+MAX_AMOUNT = {
+    "minutes": YEAR_MINUTES,
+    "hours": 366 * 24,
+    "natural_days": 366,
+    "working_hours": 366 * 24,
+    "working_days": 366,
+}
+
+
+class LimitIn(Checked):
     amount: float
     unit: str
 
+    @model_validator(mode="after")
+    def _at_most_a_year(self) -> LimitIn:
+        top = MAX_AMOUNT.get(self.unit)
+        if top is not None and self.amount > top:
+            raise ValueError(f"a time limit is at most a year ({top} {self.unit})")
+        return self
 
-class LadderStepIn(BaseModel):
-    after_minutes: float = 0
-    action: str = "notify"
-    target: str
-    name: str = ""
+
+class LadderStepIn(Checked):
+    after_minutes: float = Field(default=0, ge=0, le=YEAR_MINUTES)
+    action: str = Field(default="notify", max_length=16)
+    target: str = Field(max_length=32)
+    name: str = Field(default="", max_length=100)
 
 
-class PolicyIn(BaseModel):
+# A step's name is stored with each deadline and timer (24 characters), and each one plans timers of its own.
+StepName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,24}$")]
+
+
+class PolicyIn(Checked):
     name: str = Field(default="", max_length=100)
     category_code: str | None = Field(default=None, pattern=CODE_RE)
     urgency: str | None = Field(default=None, max_length=16)
     zone: str | None = Field(default=None, max_length=32)
-    limits: dict[str, LimitIn] = Field(min_length=1)
-    warn_at: list[float] | None = None
-    escalation: dict[str, list[LadderStepIn]] = Field(default_factory=dict)
+    limits: dict[StepName, LimitIn] = Field(min_length=1, max_length=20)
+    warn_at: list[float] | None = Field(default=None, max_length=10)
+    escalation: dict[StepName, Annotated[list[LadderStepIn], Field(max_length=20)]] = Field(
+        default_factory=dict, max_length=20
+    )
     active: bool = True
 
 
@@ -117,7 +142,9 @@ def create_policy(body: PolicyIn, session: WriteSession, state: StateDep) -> dic
 
 
 @router.put("/policies/{policy_id}", dependencies=[AdminOnly])
-def update_policy(policy_id: int, body: PolicyIn, session: WriteSession, state: StateDep) -> dict[str, Any]:
+def update_policy(
+    policy_id: SmallIdPath, body: PolicyIn, session: WriteSession, state: StateDep
+) -> dict[str, Any]:
     row = session.get(ClockPolicy, policy_id)
     if row is None:
         raise NotFound(f"policy {policy_id} not found")
@@ -130,12 +157,12 @@ def update_policy(policy_id: int, body: PolicyIn, session: WriteSession, state: 
 
 
 @router.delete("/policies/{policy_id}", status_code=204, dependencies=[AdminOnly])
-def delete_policy(policy_id: int, session: WriteSession) -> None:
+def delete_policy(policy_id: SmallIdPath, session: WriteSession) -> None:
     if session.execute(delete(ClockPolicy).where(ClockPolicy.id == policy_id)).rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"policy {policy_id} not found")
 
 
-class ZoneIn(BaseModel):
+class ZoneIn(Checked):
     zone: str = Field(min_length=1, max_length=32)
     area_code: str = Field(pattern=CODE_RE)
 
@@ -156,7 +183,7 @@ def add_zone(body: ZoneIn, session: WriteSession) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ calendar
-class CalendarIn(BaseModel):
+class CalendarIn(Checked):
     first: date
     last: date | None = None
     kind: Literal["holiday", "workday"]
@@ -164,7 +191,9 @@ class CalendarIn(BaseModel):
 
 
 @router.get("/calendar", dependencies=[Watchers])
-def list_calendar(session: ReadSession, year: int | None = None) -> list[dict[str, Any]]:
+def list_calendar(
+    session: ReadSession, year: Annotated[int | None, Query(ge=1, le=9999)] = None
+) -> list[dict[str, Any]]:
     q = select(CalendarDay).order_by(CalendarDay.day)
     if year:
         q = q.where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31))
@@ -195,7 +224,7 @@ def delete_calendar(day: date, session: WriteSession) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- rosters
-class ShiftIn(BaseModel):
+class ShiftIn(Checked):
     unit_code: str | None = Field(default=None, pattern=CODE_RE)
     username: str | None = None
     person_name: str = Field(default="", max_length=64)
@@ -204,8 +233,8 @@ class ShiftIn(BaseModel):
     duty_role: str = Field(default="duty", min_length=1, max_length=32)
     tier: int = Field(default=3, ge=1, le=3)
     commander: bool = False
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
 
 
 def _shift_json(s: DutyShift, units: dict[int, str] | None = None) -> dict[str, Any]:
@@ -232,8 +261,8 @@ def _unit_codes(session: Any) -> dict[int, str]:
 def list_shifts(
     session: ReadSession,
     unit: Annotated[str | None, Query(pattern=CODE_RE)] = None,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> list[dict[str, Any]]:
     q = select(DutyShift).order_by(DutyShift.starts_at).limit(2000)
     if unit:
@@ -284,7 +313,7 @@ def add_shift(body: ShiftIn, session: WriteSession) -> dict[str, Any]:
 
 
 @router.delete("/rosters/{shift_id}", status_code=204, dependencies=[AdminOnly])
-def delete_shift(shift_id: int, session: WriteSession) -> None:
+def delete_shift(shift_id: SmallIdPath, session: WriteSession) -> None:
     if session.execute(delete(DutyShift).where(DutyShift.id == shift_id)).rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"duty shift {shift_id} not found")
 
@@ -294,7 +323,7 @@ def who_is_on_duty(
     session: ReadSession,
     state: StateDep,
     unit: Annotated[str | None, Query(pattern=CODE_RE)] = None,
-    at: AwareDatetime | None = None,
+    at: Instant | None = None,
 ) -> dict[str, Any]:
     """Who is on duty for a unit (or city-wide) now or at ``at``, and the commander of the day."""
     when = at or state.clock.now()
@@ -309,7 +338,7 @@ def who_is_on_duty(
 
 
 # ----------------------------------------------------------------------------------------------- templates
-class TemplateIn(BaseModel):
+class TemplateIn(Checked):
     text: str = Field(min_length=1, max_length=2000)
 
 
@@ -410,8 +439,8 @@ def ticket_deadlines(number: str, session: ReadSession, user: CurrentUser) -> li
 
 
 # ------------------------------------------------------------------------------------------------ the inbox
-class ReadIn(BaseModel):
-    ids: list[int] | None = Field(default=None, max_length=1000)
+class ReadIn(Checked):
+    ids: list[Id] | None = Field(default=None, max_length=1000)
 
 
 @inbox_router.get("")

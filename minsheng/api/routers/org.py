@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from minsheng.api.deps import CurrentUser, ReadSession, StateDep, WriteSession, require_roles
 from minsheng.domain.roles import Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.services import org
-from minsheng.services.schemas import CODE_RE
+from minsheng.services.schemas import CODE_RE, Checked
 from minsheng.storage.models import Area, Category, Unit, User
 
 router = APIRouter(prefix="/api/v1", tags=["organisation"])
 AdminOnly = require_roles(Role.ADMIN)
 
 
-class AreaIn(BaseModel):
+class AreaIn(Checked):
     code: str = Field(pattern=CODE_RE)
     name: str = Field(min_length=1, max_length=100)
     level: AreaLevel
@@ -29,13 +29,13 @@ class AreaIn(BaseModel):
     lon: float | None = Field(default=None, ge=-180, le=180)
 
 
-class CategoryIn(BaseModel):
+class CategoryIn(Checked):
     code: str = Field(pattern=CODE_RE)
     name: str = Field(min_length=1, max_length=100)
     parent_code: str | None = Field(default=None, pattern=CODE_RE)
 
 
-class UnitIn(BaseModel):
+class UnitIn(Checked):
     code: str = Field(pattern=CODE_RE)
     name: str = Field(min_length=1, max_length=100)
     kind: UnitKind
@@ -46,7 +46,7 @@ class UnitIn(BaseModel):
     leader_name: str | None = Field(default=None, max_length=50)
 
 
-class UserIn(BaseModel):
+class UserIn(Checked):
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,64}$")
     display_name: str = Field(min_length=1, max_length=64)
     role: Role

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Header, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.api.deps import AppState, CurrentUser, ReadSession, StateDep, WriteSession
+from minsheng.api.deps import AppState, CurrentUser, IdPath, ReadSession, StateDep, WriteSession
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import Channel, Kind, TicketState, Urgency
 from minsheng.domain.transitions import AssignmentAction, TicketAction
@@ -69,8 +69,8 @@ def list_tickets(
     channel: Channel | None = None,
     kind: Kind | None = None,
     urgency: Urgency | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: Annotated[datetime | None, AfterValidator(s.utc_representable)] = None,
+    created_to: Annotated[datetime | None, AfterValidator(s.utc_representable)] = None,
     text: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -141,7 +141,7 @@ async def upload_attachment(
 
 @router.get("/attachments/{attachment_id}", summary="Download an attachment")
 def get_attachment(
-    state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: int
+    state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: IdPath
 ) -> FileResponse:
     att = session.get(Attachment, attachment_id)
     if att is None:
@@ -235,7 +235,11 @@ for _action, (_model, _step) in TICKET_STEPS.items():
 
 def _assignment_route(action: AssignmentAction, model: type[BaseModel]) -> None:
     def handler(
-        state: StateDep, session: WriteSession, user: CurrentUser, assignment_id: int, body: Any = Body(...)
+        state: StateDep,
+        session: WriteSession,
+        user: CurrentUser,
+        assignment_id: IdPath,
+        body: Any = Body(...),
     ) -> dict[str, Any]:
         a = state.engine.assignment_step(session, user.actor, assignment_id, action, body, state.clock.now())
         session.flush()

@@ -6,15 +6,16 @@ runtime of this process at once (other processes notice within ``stale_check_sec
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from minsheng.api.deps import CurrentUser, ReadSession, StateDep, WriteSession, require_roles
+from minsheng.api.deps import CurrentUser, ReadSession, SmallIdPath, StateDep, WriteSession, require_roles
 from minsheng.domain.roles import Role
 from minsheng.services import schemas as s
 from minsheng.services import triage_service as ts
@@ -27,6 +28,7 @@ AdminOnly = require_roles(Role.ADMIN)
 Desk = require_roles(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN)
 Oversight = require_roles(Role.DISPATCHER, Role.SUPERVISOR, Role.LEADER, Role.ADMIN)
 MAX_UPLOAD = 5 * 1024 * 1024
+MAX_OFFSET = 1_000_000  # a database driver refuses offsets beyond 64 bits; no list is this long
 
 
 def _after_commit(session: Any, fn: Any) -> None:
@@ -43,14 +45,14 @@ def list_rules(
     area: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
     unit: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     rows = ts.list_rules(session, category=category, area=area, unit=unit, limit=limit, offset=offset)
     return [ts.rule_json(r) for r in rows]
 
 
 @router.get("/rules/{rule_id}", dependencies=[Oversight])
-def get_rule(session: ReadSession, rule_id: int) -> dict[str, Any]:
+def get_rule(session: ReadSession, rule_id: SmallIdPath) -> dict[str, Any]:
     return ts.rule_json(ts.get_rule(session, rule_id))
 
 
@@ -63,7 +65,7 @@ def create_rule(state: StateDep, session: WriteSession, user: CurrentUser, body:
 
 @router.put("/rules/{rule_id}", dependencies=[AdminOnly])
 def update_rule(
-    state: StateDep, session: WriteSession, user: CurrentUser, rule_id: int, body: ts.RuleIn
+    state: StateDep, session: WriteSession, user: CurrentUser, rule_id: SmallIdPath, body: ts.RuleIn
 ) -> dict[str, Any]:
     row = ts.update_rule(session, rule_id, body, user.username, state.clock.now())
     _after_commit(session, runtime_of(state).reload_org)
@@ -71,7 +73,7 @@ def update_rule(
 
 
 @router.delete("/rules/{rule_id}", status_code=204, dependencies=[AdminOnly])
-def delete_rule(state: StateDep, session: WriteSession, rule_id: int) -> None:
+def delete_rule(state: StateDep, session: WriteSession, rule_id: SmallIdPath) -> None:
     ts.delete_rule(session, rule_id)
     _after_commit(session, runtime_of(state).reload_org)
 
@@ -132,7 +134,7 @@ def corrections(
 def list_places(
     session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
@@ -169,6 +171,16 @@ def create_place(state: StateDep, session: WriteSession, body: ts.PlaceIn) -> di
 # ---------------------------------------------------------------------------------------------------- settings
 class SettingIn(s.Strict):
     value: Any = Field(description="a number, text or null, depending on the setting")
+
+    @field_validator("value")
+    @classmethod
+    def _plain_number(cls, v: Any) -> Any:
+        # JSON lets through NaN, Infinity and integers of any length; no setting can hold them.
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("a setting must be a finite number")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > s.MAX_ID:
+            raise ValueError("a setting's number is too large")
+        return v
 
 
 @router.get("/settings", dependencies=[Oversight])
@@ -216,7 +228,11 @@ class AckIn(s.Strict):
 
 @router.post("/clusters/{cluster_id}/acknowledge", dependencies=[require_roles(Role.SUPERVISOR, Role.ADMIN)])
 def acknowledge(
-    state: StateDep, session: WriteSession, user: CurrentUser, cluster_id: int, body: AckIn | None = None
+    state: StateDep,
+    session: WriteSession,
+    user: CurrentUser,
+    cluster_id: SmallIdPath,
+    body: AckIn | None = None,
 ) -> dict[str, Any]:
     row = ts.acknowledge_cluster(
         session, cluster_id, user.username, body.note if body else None, state.clock.now()
