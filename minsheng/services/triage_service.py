@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import case, event, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -72,6 +72,7 @@ log = logging.getLogger("minsheng.triage")
 SYSTEM_NAME = "智能分拨"
 CURRENT_FILE = "CURRENT"
 TRAINING_FILE = "training.json"
+_T = TypeVar("_T")
 NO_AREA = "?"
 # session.info key: a small repeat index of the tickets triaged in the session's open transaction.
 BATCH_KEY = "triage_batch"
@@ -1123,8 +1124,8 @@ class TriageRuntime:
                     tid for tid, number, _, job in listed if job is None and number not in recent.repeats
                 ]
             rows: list[Any] = []
-            for i in range(0, len(new_ids), 500):
-                rows += session.execute(_recent_rows().where(Ticket.id.in_(new_ids[i : i + 500]))).all()
+            for chunk in _chunks(new_ids):
+                rows += session.execute(_recent_rows().where(Ticket.id.in_(chunk))).all()
         rows.sort(key=lambda r: (r[3], r[0]))
         cluster_since = started - timedelta(days=config.cluster_window_days)
         warnings: list[ClusterWarning] = []
@@ -1309,27 +1310,22 @@ def _add_key(session: Session, key: str, cluster_id: int) -> None:
 
 
 def _add_members(session: Session, cluster_id: int, numbers: Iterable[str]) -> list[str]:
-    """Add the numbers a cluster lacks; returns those added, sorted. Chunked to stay under SQLite's limit on
-    bound parameters."""
-    wanted = sorted(set(numbers))
+    """Add the numbers a cluster lacks; returns those added, sorted."""
     added: list[str] = []
-    for i in range(0, len(wanted), _MEMBER_CHUNK):
-        rows = [{"cluster_id": cluster_id, "ticket_number": n} for n in wanted[i : i + _MEMBER_CHUNK]]
+    for chunk in _chunks(sorted(set(numbers))):
+        rows = [{"cluster_id": cluster_id, "ticket_number": n} for n in chunk]
         ins = _insert(session)(ClusterMember).values(rows).on_conflict_do_nothing()
         added += session.scalars(ins.returning(ClusterMember.ticket_number))
     return sorted(added)
 
 
-_MEMBER_CHUNK = 500
-
-
 def cluster_members(session: Session, cluster_ids: Sequence[int]) -> dict[int, list[str]]:
     """The member ticket numbers of each cluster, in number order."""
     out: dict[int, list[str]] = {cid: [] for cid in cluster_ids}
-    for i in range(0, len(cluster_ids), _MEMBER_CHUNK):
+    for chunk in _chunks(cluster_ids):
         q = (
             select(ClusterMember.cluster_id, ClusterMember.ticket_number)
-            .where(ClusterMember.cluster_id.in_(cluster_ids[i : i + _MEMBER_CHUNK]))
+            .where(ClusterMember.cluster_id.in_(chunk))
             .order_by(ClusterMember.cluster_id, ClusterMember.ticket_number)
         )
         for cid, number in session.execute(q):
@@ -1342,13 +1338,10 @@ def _lock_members(session: Session, current: Ticket, numbers: Sequence[str]) -> 
     that two intakes that touch the same members cannot deadlock."""
     others = [m for m in numbers if m != current.number]
     tickets = [current] if current.number in numbers else []
-    for i in range(0, len(others), _MEMBER_CHUNK):
+    for chunk in _chunks(others):
         tickets += list(
             session.scalars(
-                select(Ticket)
-                .where(Ticket.number.in_(others[i : i + _MEMBER_CHUNK]))
-                .order_by(Ticket.id)
-                .with_for_update()
+                select(Ticket).where(Ticket.number.in_(chunk)).order_by(Ticket.id).with_for_update()
             )
         )
     return tickets
@@ -1364,16 +1357,15 @@ def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow |
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext("cluster:" + w.area_code))))
-    numbers = sorted(set(w.member_ticket_ids))
     found: list[int] = []
-    for i in range(0, len(numbers), _MEMBER_CHUNK):
+    for chunk in _chunks(sorted(set(w.member_ticket_ids))):
         cid = session.scalar(
             select(func.min(ClusterMember.cluster_id))
             .join(ClusterWarningRow, ClusterWarningRow.id == ClusterMember.cluster_id)
             .where(
                 ClusterWarningRow.area_code == w.area_code,
                 ClusterWarningRow.last_at >= w.first_at,
-                ClusterMember.ticket_number.in_(numbers[i : i + _MEMBER_CHUNK]),
+                ClusterMember.ticket_number.in_(chunk),
             )
         )
         if cid is not None:
@@ -1872,7 +1864,8 @@ def routing_corrections(
     return out
 
 
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+def _chunks(items: Sequence[_T], size: int = 500) -> Iterator[Sequence[_T]]:
+    """``items`` in slices of ``size``: IN lists kept under SQLite's limit on bound parameters."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
