@@ -46,6 +46,7 @@ from minsheng.storage.triage_tables import (
     ClusterWarningRow,
     Place,
     RoutingRuleRow,
+    TriageJob,
     TriageSetting,
 )
 from minsheng.triage.clusters import ClusterDetector, ClusterWarning
@@ -610,6 +611,9 @@ class _Recent:
             area_level=lambda code: org.area_at(code, config.cluster_area_level),
             match=config.cluster_match,  # type: ignore[arg-type]
         )
+        #: Other processes' tickets seen at intake since the last `catch_up` (see `TriageRuntime._fresh_repeats`),
+        #: kept so that each one's text is read and its signature computed once, not at every intake.
+        self.fresh = self.repeats.empty_like()
         self.lock = threading.Lock()
 
     def index(self, row: Any, cluster_since: datetime) -> list[ClusterWarning]:
@@ -998,6 +1002,7 @@ class TriageRuntime:
                     a = self._with_repeats(a, self._missed_repeats(a, now, batch))
             else:
                 a = self.analyse_request(req, now, batch=batch)
+            a = self._with_repeats(a, self._fresh_repeats(ticket, a, now, batch))
         except Exception as e:
             # Triage is advice: if it breaks, the ticket is still taken and waits for a dispatcher.
             log.exception("triage failed for ticket %s", ticket.number)
@@ -1062,6 +1067,58 @@ class TriageRuntime:
         known = {n for n, _, _ in a.repeats}
         return [c for c in found if str(c.ticket_id) not in known]
 
+    def _fresh_repeats(
+        self, ticket: Ticket, a: Analysis, now: datetime, batch: RepeatIndex | None
+    ) -> list[Any]:
+        """Repeat candidates among the tickets other processes stored since this one last read theirs.
+
+        `catch_up` reads them only every ``recent_sync_seconds``, but a burst main or a power cut brings calls
+        seconds apart, spread over every API process: without this look, each process would miss the calls the
+        others took in the last two seconds. Ids come from a sequence, so the newest ids are the unseen ones; the
+        look reads at most `_FRESH_LIMIT` of them (after a bulk import the next `catch_up` reads the rest) and
+        computes the signature of those it meets for the first time only; in one process there are none.
+        """
+        if not a.text:
+            return []
+        # Read on a connection of its own: what this transaction holds but has not committed (tickets earlier in
+        # a batch, jobs it claimed but has not triaged yet) is not another process's; the batch index has those.
+        # One round trip: the text of the few tickets this process took itself since its last look comes along
+        # and is dropped, which costs less than asking a second time for the ones it lacks. A ticket waiting for
+        # deferred triage is left out, as `catch_up` leaves it: its area is not known yet.
+        with self.db.read_sessions() as other:
+            listed = other.execute(
+                _recent_rows()
+                .outerjoin(TriageJob, TriageJob.ticket_id == Ticket.id)
+                .where(Ticket.id > self._max_id_seen, TriageJob.ticket_id.is_(None))
+                .order_by(Ticket.id.desc())
+                .limit(_FRESH_LIMIT)
+            ).all()
+        if not listed:
+            return []
+        recent = self.recent
+        with recent.lock:
+            unseen = [
+                row
+                for row in listed
+                if row[0] not in recent.repeats
+                and row[0] not in recent.fresh
+                and (batch is None or row[0] not in batch)
+            ]
+        if unseen:
+            rows = [
+                (number, area_code or NO_AREA, text, at, signature(text))
+                for number, title, detail, at, area_code, _ in unseen
+                for text in [request_text(title, detail)]
+            ]
+            with recent.lock:
+                for number, area, text, at, sig in rows:
+                    if number not in recent.fresh:
+                        recent.fresh.add(number, area, text, at, sig=sig)
+        with recent.lock:
+            found = recent.fresh.query_since(a.text, a.area_code or NO_AREA, now, 0, limit=6, sig=a.signature)
+        # The ticket itself, when another transaction's look met it after it was stored (a re-triage).
+        return [c for c in found if c.ticket_id != ticket.number][:5]
+
     def _with_repeats(self, a: Analysis, found: list[Any]) -> Analysis:
         """``a`` with more repeat candidates: only the repeats, the strong-repeat reason and so whether the ticket
         is dispatched depend on them (see `analyse`), so the rest of the analysis stands."""
@@ -1103,8 +1160,6 @@ class TriageRuntime:
             self._sync_lock.release()
 
     def _catch_up(self, config: TriageConfig) -> int:
-        from minsheng.storage.triage_tables import TriageJob
-
         recent = self.recent
         started = self.clock.now()
         since = self._synced_at - timedelta(seconds=config.recent_sync_margin_seconds)
@@ -1132,6 +1187,8 @@ class TriageRuntime:
         with recent.lock:
             for row in rows:
                 warnings += recent.index(row, cluster_since)
+            # What intake saw of other processes' tickets is in the index now, or will be read again.
+            recent.fresh = recent.repeats.empty_like()
         self._synced_at = started
         self._awaiting_since = min(waiting) if waiting else None
         self._max_id_seen = max([self._max_id_seen, *(tid for tid, _, _, _ in listed)])
@@ -1161,6 +1218,10 @@ class TriageRuntime:
     def forget(self, number: str) -> None:
         with self.recent.lock:
             self.recent.repeats.remove(number)
+
+
+#: At most this many of the newest unseen tickets are compared at intake (see `TriageRuntime._fresh_repeats`).
+_FRESH_LIMIT = 256
 
 
 def _merge_warnings(warnings: list[ClusterWarning]) -> list[ClusterWarning]:

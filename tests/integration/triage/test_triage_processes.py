@@ -69,12 +69,55 @@ def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: M
     a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
     b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
     first = a.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
-    blind = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
-    assert blind.triage["repeats"] == []  # b looked at start-up, before `first`, and not since
+    second = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    # b looked at start-up, before `first`, and not since: its index does not hold `first`, but intake's own
+    # look at the newest tickets finds it.
+    assert [r["number"] for r in second.triage["repeats"]] == [first.number]
+    assert first.number not in b.runtime.recent.repeats and first.number in b.runtime.recent.fresh
     assert b.runtime.catch_up() == 0  # not yet
     assert b.runtime.catch_up(force=True) == 1  # as when the hour has passed
+    assert first.number in b.runtime.recent.repeats and len(b.runtime.recent.fresh) == 0
     third = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "。", address=SMOKE_AT)
-    assert {r["number"] for r in third.triage["repeats"]} == {first.number, blind.number}
+    assert {r["number"] for r in third.triage["repeats"]} == {first.number, second.number}
+
+
+def test_a_flood_over_processes_that_have_not_read_each_other_links_every_call(make_desk: MakeDesk) -> None:
+    # Calls seconds apart, taken in turn by three processes none of which reads the others in that time.
+    slow = ts.TriageConfig(recent_sync_seconds=3600.0)
+    desks = [make_desk(FakeClassifier("020101", 0.99), config=slow) for _ in range(3)]
+    taken: list[Any] = []
+    for i in range(6):
+        desks[i % 3].clock.advance(timedelta(seconds=1))
+        t = desks[i % 3].intake(title="烧烤店油烟扰民", detail=SMOKE + "！" * i, address=SMOKE_AT)
+        # Up to five repeats are listed: here every earlier call.
+        assert {r["number"] for r in t.triage["repeats"]} == {p.number for p in taken}, i
+        assert (t.state == "accepted") == bool(taken), i
+        taken.append(t)
+    assert all(d.runtime.catch_up() == 0 for d in desks)  # none of them read the others' tickets meanwhile
+
+
+def test_the_look_at_intake_waits_for_deferred_triage(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99))
+    a.engine.defer_triage = True
+    b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
+    text = "楼下烧烤店每天晚上油烟直排，熏得整栋楼没法开窗，请尽快处理"  # no place: no area before or after
+    number, _, _ = submit(a.db, a.engine, OPERATOR, s.IntakeRequest(title="油烟", detail=text), a.clock.now())
+    # Its area may come with triage: until then it is nobody's repeat (as in `catch_up`).
+    early = b.intake(title="油烟", detail=text + "！")
+    assert early.triage["repeats"] == []
+    run_triage_jobs(a.db, a.engine, a.clock.now())
+    late = b.intake(title="油烟", detail=text + "。")
+    assert {r["number"] for r in late.triage["repeats"]} == {early.number, number}
+    assert number not in b.runtime.recent.repeats  # found by the look, not by a read of all tickets
+
+
+def test_the_look_at_intake_skips_what_the_index_holds(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    b = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    first = a.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
+    assert b.runtime.catch_up(force=True) == 1
+    again = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    assert [r["number"] for r in again.triage["repeats"]] == [first.number]  # listed once, not twice
 
 
 def test_a_ticket_stored_with_an_earlier_time_is_read_too(make_desk: MakeDesk) -> None:
