@@ -86,6 +86,9 @@ TriageHook = Callable[[Session, Ticket, s.IntakeRequest], TriageDecision | None]
 TriagePrepare = Callable[[s.IntakeRequest, datetime], Any]
 # session.info key under which `submit` hands the hook (request, analysis made before the transaction).
 PREPARED_KEY = "triage_prepared"
+# session.info key under which deferred triage names the ticket ids whose jobs its transaction has claimed: stored
+# tickets that other connections still see as waiting, whatever this transaction's reads show.
+CLAIMED_KEY = "triage_claimed"
 
 
 class TicketEngine:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from minsheng.domain.clock import Clock
 from minsheng.services import schemas as s
-from minsheng.services.tickets import PREPARED_KEY, TicketEngine
+from minsheng.services.tickets import CLAIMED_KEY, PREPARED_KEY, TicketEngine
 from minsheng.storage.db import Database
 from minsheng.storage.models import Ticket
 from minsheng.storage.triage_tables import TriageJob
@@ -157,6 +157,7 @@ def _apply(session: Session, engine: TicketEngine, work: list[_Work], now: datet
         # A dispatcher may be acting on the same ticket: its step and ours take turns.
         q = q.with_for_update()
     tickets = {t.id: t for t in session.scalars(q)}
+    session.info.setdefault(CLAIMED_KEY, set()).update(w.ticket_id for w in work)
     for w in work:
         t = tickets.get(w.ticket_id)
         if t is None:

@@ -37,7 +37,7 @@ from minsheng.domain.states import TicketState, UnitKind
 from minsheng.services import org
 from minsheng.services import schemas as s
 from minsheng.services.errors import Conflict, Invalid, NotFound
-from minsheng.services.tickets import PREPARED_KEY, TicketEngine, TriageDecision
+from minsheng.services.tickets import CLAIMED_KEY, PREPARED_KEY, TicketEngine, TriageDecision
 from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Category, Ticket, TimelineEvent, Unit, User
 from minsheng.storage.triage_tables import (
@@ -1002,7 +1002,9 @@ class TriageRuntime:
                     a = self._with_repeats(a, self._missed_repeats(a, now, batch))
             else:
                 a = self.analyse_request(req, now, batch=batch)
-            a = self._with_repeats(a, self._fresh_repeats(ticket, a, now, batch))
+            if a.text:
+                self._read_fresh(session, ticket, batch)
+                a = self._with_repeats(a, self._fresh_repeats(a, now, ticket.number))
         except Exception as e:
             # Triage is advice: if it breaks, the ticket is still taken and waits for a dispatcher.
             log.exception("triage failed for ticket %s", ticket.number)
@@ -1067,10 +1069,8 @@ class TriageRuntime:
         known = {n for n, _, _ in a.repeats}
         return [c for c in found if str(c.ticket_id) not in known]
 
-    def _fresh_repeats(
-        self, ticket: Ticket, a: Analysis, now: datetime, batch: RepeatIndex | None
-    ) -> list[Any]:
-        """Repeat candidates among the tickets other processes stored since this one last read theirs.
+    def _read_fresh(self, session: Session, ticket: Ticket, batch: RepeatIndex | None) -> None:
+        """Take the tickets other processes stored since this one last read theirs into ``recent.fresh``.
 
         `catch_up` reads them only every ``recent_sync_seconds``, but a burst main or a power cut brings calls
         seconds apart, spread over every API process: without this look, each process would miss the calls the
@@ -1078,46 +1078,59 @@ class TriageRuntime:
         look reads at most `_FRESH_LIMIT` of them (after a bulk import the next `catch_up` reads the rest) and
         computes the signature of those it meets for the first time only; in one process there are none.
         """
-        if not a.text:
-            return []
-        # Read on a connection of its own: what this transaction holds but has not committed (tickets earlier in
-        # a batch, jobs it claimed but has not triaged yet) is not another process's; the batch index has those.
-        # One round trip: the text of the few tickets this process took itself since its last look comes along
-        # and is dropped, which costs less than asking a second time for the ones it lacks. A ticket waiting for
-        # deferred triage is left out, as `catch_up` leaves it: its area is not known yet.
-        with self.db.read_sessions() as other:
-            listed = other.execute(
-                _recent_rows()
-                .outerjoin(TriageJob, TriageJob.ticket_id == Ticket.id)
-                .where(Ticket.id > self._max_id_seen, TriageJob.ticket_id.is_(None))
+        # In the intake transaction: a session of its own cost three times as much on PostgreSQL (a checkout
+        # with its ping, BEGIN, ROLLBACK). So what this transaction holds uncommitted is left out by name: the
+        # ticket itself, tickets earlier in the batch, and tickets whose deferred-triage jobs it has claimed. The
+        # list is ids and numbers only, a range of the primary key; in one process that is all there is to read.
+        claimed: set[int] = session.info.get(CLAIMED_KEY) or set()
+        with session.no_autoflush:  # nothing of this transaction is wanted, so nothing needs flushing first
+            listed = session.execute(
+                select(Ticket.id, Ticket.number)
+                .where(Ticket.id > self._max_id_seen)
                 .order_by(Ticket.id.desc())
                 .limit(_FRESH_LIMIT)
             ).all()
-        if not listed:
-            return []
-        recent = self.recent
-        with recent.lock:
-            unseen = [
-                row
-                for row in listed
-                if row[0] not in recent.repeats
-                and row[0] not in recent.fresh
-                and (batch is None or row[0] not in batch)
-            ]
-        if unseen:
-            rows = [
-                (number, area_code or NO_AREA, text, at, signature(text))
-                for number, title, detail, at, area_code, _ in unseen
-                for text in [request_text(title, detail)]
-            ]
+            if not listed:
+                return
+            recent = self.recent
             with recent.lock:
-                for number, area, text, at, sig in rows:
-                    if number not in recent.fresh:
-                        recent.fresh.add(number, area, text, at, sig=sig)
+                unseen = [
+                    tid
+                    for tid, number in listed
+                    if number not in recent.repeats
+                    and number not in recent.fresh
+                    and number != ticket.number
+                    and tid not in claimed
+                    and (batch is None or number not in batch)
+                ]
+            if not unseen:
+                return
+            # A ticket waiting for deferred triage is left out, as `catch_up` leaves it: its area is not known.
+            found = session.execute(
+                _recent_rows()
+                .outerjoin(TriageJob, TriageJob.ticket_id == Ticket.id)
+                .where(Ticket.id.in_(unseen), TriageJob.ticket_id.is_(None))
+            ).all()
+        rows = [
+            (number, area_code or NO_AREA, text, at, signature(text))
+            for number, title, detail, at, area_code, _ in found
+            for text in [request_text(title, detail)]
+        ]
         with recent.lock:
-            found = recent.fresh.query_since(a.text, a.area_code or NO_AREA, now, 0, limit=6, sig=a.signature)
-        # The ticket itself, when another transaction's look met it after it was stored (a re-triage).
-        return [c for c in found if c.ticket_id != ticket.number][:5]
+            for number, area, text, at, sig in rows:
+                if number not in recent.fresh and number not in recent.repeats:
+                    recent.fresh.add(number, area, text, at, sig=sig)
+
+    def _fresh_repeats(self, a: Analysis, now: datetime, number: str | None = None) -> list[Any]:
+        """Repeat candidates among the other processes' tickets `_read_fresh` took (``number``: the ticket's own,
+        which another transaction's look may have taken after it was stored, in a re-triage)."""
+        if not a.text:
+            return []
+        with self.recent.lock:
+            found = self.recent.fresh.query_since(
+                a.text, a.area_code or NO_AREA, now, 0, limit=6, sig=a.signature
+            )
+        return [c for c in found if c.ticket_id != number][:5]
 
     def _with_repeats(self, a: Analysis, found: list[Any]) -> Analysis:
         """``a`` with more repeat candidates: only the repeats, the strong-repeat reason and so whether the ticket

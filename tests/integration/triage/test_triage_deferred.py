@@ -97,6 +97,18 @@ def test_a_dispatcher_who_acts_first_keeps_the_ticket(make_desk: MakeDesk) -> No
     assert len(events) == 1 and events[0].actor_role == "dispatcher"
 
 
+def test_a_batch_compares_each_ticket_with_the_earlier_ones_only(make_desk: MakeDesk) -> None:
+    # Both jobs are claimed by one transaction: to it the later ticket no longer waits, but it is not triaged
+    # yet, and it is not another process's; the earlier ticket must not be offered it as a repeat.
+    desk = make_desk(FakeClassifier("060101", 0.99))
+    first = _store(desk, title="医院态度", detail="第三诊室的医生态度很差，问两句就不耐烦")
+    second = _store(desk, title="医院态度", detail="第三诊室的医生态度很差，问两句就不耐烦！")
+    run_triage_jobs(desk.db, desk.engine, desk.clock.now(), batch=2)
+    t1, t2 = _ticket(desk.db, first), _ticket(desk.db, second)
+    assert t1.triage["repeats"] == [] and t1.state == "dispatched"
+    assert [r["number"] for r in t2.triage["repeats"]] == [first] and t2.state == "accepted"
+
+
 def test_concurrent_runners_apply_each_job_exactly_once(make_desk: MakeDesk) -> None:
     desk = make_desk(FakeClassifier("060101", 0.99))
     numbers = [
