@@ -1216,6 +1216,8 @@ class TriageRuntime:
         """What this process's repeat index holds, and when it last read other processes' tickets."""
         return {
             "indexed": len(self.recent.repeats),
+            # Other processes' tickets intake compared since the last read (`_read_fresh`), indexed at the next.
+            "seen_at_intake": len(self.recent.fresh),
             "read_up_to": self._synced_at,
             "waiting_for_triage_since": self._awaiting_since,
             "look_every_seconds": self.config.recent_sync_seconds,

@@ -33,13 +33,13 @@ LIMIT = 500
 # The columns' widths: a longer value would fail in the database (PostgreSQL) rather than next to the field.
 MAX_LENGTHS = {"name": 100, "display_name": 64, "phone": 32, "leader_name": 50, "password": 200}
 
-# Configuration kept by other modules: (what, table name hints, module that provides it).
+# Configuration kept by other modules, shown read-only here: (what, its table, where it is edited).
 PROVIDED = [
-    ("派单规则", ("routing_rules", "routing_table", "routes"), "minsheng.triage 分类派单"),
-    ("办理时限", ("time_limit_policies", "time_limits", "deadline_policies"), "minsheng.clock 时限"),
-    ("工作日历", ("calendars", "calendar_days", "working_calendars"), "minsheng.clock 日历"),
-    ("值班排班", ("duty_rosters", "rosters", "duty_shifts"), "minsheng.clock 值守"),
-    ("消息模板", ("message_templates", "notify_templates", "templates"), "minsheng.notify 通知"),
+    ("派单规则", "routing_rules", "/api/v1/triage/rules（批量导入 /api/v1/triage/rules/import）"),
+    ("办理时限", "clock_policies", "/api/v1/clock/policies"),
+    ("工作日历", "clock_calendar_days", "/api/v1/clock/calendar"),
+    ("值班排班", "duty_shifts", "/api/v1/clock/rosters"),
+    ("消息模板", "message_templates", "/api/v1/clock/templates"),
 ]
 
 KINDS: dict[str, dict[str, Any]] = {
@@ -61,15 +61,11 @@ def admin_index(request: Request, state: StateDep, user: AdminUser) -> Response:
     sections = []
     tables = Base.metadata.tables
     with core.read_tx(state) as session:
-        for label, hints, provider in PROVIDED:
-            name = next((h for h in hints if h in tables), None)
-            rows: list[list[Any]] = []
-            cols: list[str] = []
-            if name is not None:
-                table: Table = tables[name]
-                cols = [c.name for c in table.columns][:8]
-                rows = [list(r)[:8] for r in session.execute(select(table).limit(50))]
-            sections.append({"label": label, "provider": provider, "table": name, "cols": cols, "rows": rows})
+        for label, name, api in PROVIDED:
+            table: Table = tables[name]
+            cols = [c.name for c in table.columns][:8]
+            rows = [list(r)[:8] for r in session.execute(select(table).limit(50))]
+            sections.append({"label": label, "api": api, "table": name, "cols": cols, "rows": rows})
     ctx = {"sections": sections, "kinds": KINDS, "triage": _triage_status(state)}
     return core.render(request, "admin/index.html", ctx, user=user)
 
@@ -113,6 +109,7 @@ def _triage_status(state: Any) -> list[tuple[str, str]] | None:
         ),
         ("本进程已索引近期工单", f"{recent['indexed']} 件（查重、一类事预警用）"),
         ("已读取其他进程工单至", core.fmt_dt(recent["read_up_to"], "%Y-%m-%d %H:%M:%S")),
+        ("此后受理时已比对其他进程新工单", f"{recent['seen_at_intake']} 件（查重用，下次读取时索引）"),
     ]
 
 

@@ -332,9 +332,19 @@ def test_admin_create_import_export(page_login: Callable[[str], TestClient]) -> 
     xlsx = admin.get("/admin/units/export", params={"format": "xlsx"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
     page = admin.get("/admin").text
-    assert "由" in page
+    # The configuration other modules keep: each shown from its table, with the interface that edits it.
+    assert "尚未接入" not in page
+    for table, api in [
+        ("routing_rules", "/api/v1/triage/rules"),
+        ("clock_policies", "/api/v1/clock/policies"),
+        ("clock_calendar_days", "/api/v1/clock/calendar"),
+        ("duty_shifts", "/api/v1/clock/rosters"),
+        ("message_templates", "/api/v1/clock/templates"),
+    ]:
+        assert f"表 {table}" in page and api in page, table
     # The triage status of the serving process: model, threshold, backlog, the recent-ticket index.
     assert 'id="triage-status"' in page and "自动派单阈值" in page and "本进程已索引近期工单" in page
+    assert "此后受理时已比对其他进程新工单" in page
 
 
 def test_login_form_errors(app_client: TestClient) -> None:

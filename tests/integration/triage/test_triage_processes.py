@@ -74,9 +74,11 @@ def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: M
     # look at the newest tickets finds it.
     assert [r["number"] for r in second.triage["repeats"]] == [first.number]
     assert first.number not in b.runtime.recent.repeats and first.number in b.runtime.recent.fresh
+    assert ts.model_status(b.runtime)["recent"]["seen_at_intake"] == 1
     assert b.runtime.catch_up() == 0  # not yet
     assert b.runtime.catch_up(force=True) == 1  # as when the hour has passed
     assert first.number in b.runtime.recent.repeats and len(b.runtime.recent.fresh) == 0
+    assert ts.model_status(b.runtime)["recent"]["seen_at_intake"] == 0
     third = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "。", address=SMOKE_AT)
     assert {r["number"] for r in third.triage["repeats"]} == {first.number, second.number}
 
