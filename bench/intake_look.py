@@ -48,8 +48,9 @@ from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Ticket
 from tests.integration.triage.conftest import FakeClassifier, build_city
 
-# Looks happen only where the bench forces them (`--sync-every`).
-SLOW = ts.TriageConfig(recent_sync_seconds=3600.0)
+# Reads happen only where the bench forces them (`--sync-every`); intake looks at every call (its default is at
+# most every 0.1 s, which at a few calls a second is every call).
+SLOW = ts.TriageConfig(recent_sync_seconds=3600.0, fresh_look_seconds=0.0)
 ADDRESS = "幸福路街道锦绣花园小区"
 
 

@@ -35,6 +35,8 @@ EXPIRED = [
 EXPIRED_AT = "东湖区和平街道春晖社区"
 # Every call reads the others' tickets (the default waits `recent_sync_seconds` between looks).
 EAGER = ts.TriageConfig(recent_sync_seconds=0.0)
+# Only intake's own look at the others' newest tickets, at every call (the default: at most every 0.1 s).
+LOOKING = ts.TriageConfig(recent_sync_seconds=3600.0, fresh_look_seconds=0.0)
 
 
 def _reasons(t: Any) -> list[str]:
@@ -67,7 +69,7 @@ def test_a_repeat_taken_by_another_process_is_found(make_desk: MakeDesk) -> None
 
 def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: MakeDesk) -> None:
     a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
-    b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
+    b = make_desk(FakeClassifier("020101", 0.99), config=LOOKING)
     first = a.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
     second = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
     # b looked at start-up, before `first`, and not since: its index does not hold `first`, but intake's own
@@ -85,8 +87,7 @@ def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: M
 
 def test_a_flood_over_processes_that_have_not_read_each_other_links_every_call(make_desk: MakeDesk) -> None:
     # Calls seconds apart, taken in turn by three processes none of which reads the others in that time.
-    slow = ts.TriageConfig(recent_sync_seconds=3600.0)
-    desks = [make_desk(FakeClassifier("020101", 0.99), config=slow) for _ in range(3)]
+    desks = [make_desk(FakeClassifier("020101", 0.99), config=LOOKING) for _ in range(3)]
     taken: list[Any] = []
     for i in range(6):
         desks[i % 3].clock.advance(timedelta(seconds=1))
@@ -98,19 +99,35 @@ def test_a_flood_over_processes_that_have_not_read_each_other_links_every_call(m
     assert all(d.runtime.catch_up() == 0 for d in desks)  # none of them read the others' tickets meanwhile
 
 
-def test_the_look_at_intake_waits_for_deferred_triage(make_desk: MakeDesk) -> None:
+def test_the_look_at_intake_leaves_a_ticket_waiting_for_deferred_triage_to_the_next_read(
+    make_desk: MakeDesk,
+) -> None:
     a = make_desk(FakeClassifier("020101", 0.99))
     a.engine.defer_triage = True
-    b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
+    b = make_desk(FakeClassifier("020101", 0.99), config=LOOKING)
     text = "楼下烧烤店每天晚上油烟直排，熏得整栋楼没法开窗，请尽快处理"  # no place: no area before or after
     number, _, _ = submit(a.db, a.engine, OPERATOR, s.IntakeRequest(title="油烟", detail=text), a.clock.now())
     # Its area may come with triage: until then it is nobody's repeat (as in `catch_up`).
     early = b.intake(title="油烟", detail=text + "！")
-    assert early.triage["repeats"] == []
+    assert early.triage["repeats"] == [] and number not in b.runtime.recent.fresh
     run_triage_jobs(a.db, a.engine, a.clock.now())
+    assert b.runtime.catch_up(force=True) == 1  # read once triaged
     late = b.intake(title="油烟", detail=text + "。")
     assert {r["number"] for r in late.triage["repeats"]} == {early.number, number}
-    assert number not in b.runtime.recent.repeats  # found by the look, not by a read of all tickets
+
+
+def test_the_look_at_intake_is_made_at_most_every_fresh_look_seconds(make_desk: MakeDesk) -> None:
+    a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
+    b = make_desk(FakeClassifier("020101", 0.99), config=replace(LOOKING, fresh_look_seconds=3600.0))
+    b.intake(
+        title="路灯不亮", detail="幸福路三号的路灯坏了一周", address=SMOKE_AT
+    )  # b looks, then not for an hour
+    first = a.intake(title="烧烤店油烟扰民", detail=SMOKE, address=SMOKE_AT)
+    blind = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "！", address=SMOKE_AT)
+    assert blind.triage["repeats"] == []
+    b.runtime.config = replace(b.runtime.config, fresh_look_seconds=0.0)  # as when the hour has passed
+    seen = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "。", address=SMOKE_AT)
+    assert {r["number"] for r in seen.triage["repeats"]} == {first.number, blind.number}
 
 
 def test_the_look_at_intake_skips_what_the_index_holds(make_desk: MakeDesk) -> None:
