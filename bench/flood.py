@@ -24,6 +24,8 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,21 @@ COMMON = (
     "次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做"
     "必战先回则任取据处理府研"
 )
+
+
+@contextmanager
+def city_store(backend: str, path: Path) -> Iterator[str]:
+    """A fresh, migrated store holding the small test city, dropped afterwards; yields its URL."""
+    url, name = make_database(backend, path)
+    try:
+        upgrade(url)
+        setup = open_database(url)
+        with setup.write_sessions() as session, session.begin():
+            build_city(session, NOW)
+        setup.dispose()
+        yield url
+    finally:
+        drop_database(name)
 
 
 def _flood_request(i: int, rng: random.Random) -> s.IntakeRequest:
@@ -122,16 +139,8 @@ def run(backend: str, sizes: list[int], tmp: Path) -> list[dict[str, Any]]:
         result: dict[str, Any] = {"backend": backend, "calls": n}
         # Alternated, each on a fresh store, so that drift on a shared machine falls on both alike.
         for label, flood in (("baseline", False), ("flood", True)):
-            url, name = make_database(backend, tmp / f"{backend}-{n}-{label}")
-            try:
-                upgrade(url)
-                setup = open_database(url)
-                with setup.write_sessions() as session, session.begin():
-                    build_city(session, NOW)
-                setup.dispose()
+            with city_store(backend, tmp / f"{backend}-{n}-{label}") as url:
                 result[label] = _take(url, tmp, n, flood)
-            finally:
-                drop_database(name)
         f, b = result["flood"], result["baseline"]
         assert f["clusters"] == 1 and f["largest_cluster"] == n, f
         assert b["clusters"] == 0, b

@@ -34,19 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from common import print_table, write_results
-from flood import COMMON, NOW, OPERATOR, TOPICS
+from flood import COMMON, NOW, OPERATOR, TOPICS, city_store
 from sqlalchemy import select
 
-from bench.intake import drop_database, make_database
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.services import schemas as s
 from minsheng.services import triage_service as ts
 from minsheng.services.tickets import TicketEngine, submit
 from minsheng.storage.db import open_database
-from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Ticket
-from tests.integration.triage.conftest import FakeClassifier, build_city
+from tests.integration.triage.conftest import FakeClassifier
 
 # Reads happen only where the bench forces them (`--sync-every`); intake looks at every call (its default is at
 # most every 0.1 s, which at a few calls a second is every call).
@@ -136,18 +134,8 @@ def run(backend: str, calls: int, rounds: int, sync_every: int, tmp: Path) -> li
         for r in range(rounds):
             order = ("look", "no look") if r % 2 == 0 else ("no look", "look")
             for label in order:
-                url, name = make_database(
-                    backend, tmp / f"{backend}-{processes}-{r}-{label.replace(' ', '')}"
-                )
-                try:
-                    upgrade(url)
-                    setup = open_database(url)
-                    with setup.write_sessions() as session, session.begin():
-                        build_city(session, NOW)
-                    setup.dispose()
+                with city_store(backend, tmp / f"{backend}-{processes}-{r}-{label.replace(' ', '')}") as url:
                     samples[label].append(_take(url, tmp, calls, processes, label == "look", sync_every))
-                finally:
-                    drop_database(name)
         row: dict[str, Any] = {"backend": backend, "processes": processes, "calls": calls, "rounds": rounds}
         row["sync_every"] = sync_every
         for label, runs in samples.items():
