@@ -615,7 +615,7 @@ class _Recent:
             area_level=lambda code: org.area_at(code, config.cluster_area_level),
             match=config.cluster_match,  # type: ignore[arg-type]
         )
-        #: Other processes' tickets seen at intake since the last `catch_up` (see `TriageRuntime._fresh_repeats`),
+        #: Other processes' tickets seen at intake since the last `catch_up` (see `TriageRuntime._read_fresh`),
         #: kept so that each one's text is read and its signature computed once, not at every intake.
         self.fresh = self.repeats.empty_like()
         self.lock = threading.Lock()
@@ -1088,10 +1088,11 @@ class TriageRuntime:
         """
         # In the intake transaction: a session of its own cost three times as much on PostgreSQL (a checkout
         # with its ping, BEGIN, ROLLBACK). So what this transaction holds uncommitted is left out by name: the
-        # ticket itself, tickets earlier in the batch, and tickets whose deferred-triage jobs it has claimed. The
+        # ticket itself, tickets earlier in the batch, and tickets whose deferred-triage jobs it has claimed; a
+        # ticket another process leaves waiting for deferred triage is compared after the next `catch_up`. The
         # list is ids and numbers only, a range of the primary key; in one process that is all there is to read.
         # It starts above the highest id the last look listed: relisting the last two seconds at every intake
-        # cost a quarter of the throughput of two processes taking a flood. A ticket whose id was given before
+        # was much of what a flood over two processes lost (BENCHMARKS.md). A ticket whose id was given before
         # that look but which committed after it is left to the next `catch_up`, as is the middle of a burst of
         # more than `_FRESH_LIMIT`.
         if time.monotonic() - self._fresh_checked < self.config.fresh_look_seconds:
@@ -1251,7 +1252,7 @@ class TriageRuntime:
             self.recent.repeats.remove(number)
 
 
-#: At most this many of the newest unseen tickets are compared at intake (see `TriageRuntime._fresh_repeats`).
+#: At most this many of the newest unseen tickets are compared at intake (see `TriageRuntime._read_fresh`).
 _FRESH_LIMIT = 256
 
 
