@@ -6,15 +6,33 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export MINSHENG_DATABASE_URL ?= sqlite:///var/minsheng.db
 
-.PHONY: demo test lint install serve seed screenshots bench clean
+.PHONY: demo test lint install lock lock-upgrade serve seed screenshots bench clean
 
-$(STAMP): pyproject.toml
+# Installs exactly the versions in requirements.lock (what CI tested, checked by hash), then the project itself.
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test,dev]'
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	@$(PIP) check >/dev/null || { $(PIP) check; echo "requirements.lock does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve requirements.lock from pyproject.toml (runtime + test + dev extras, Python 3.11 on Linux, with
+# hashes), keeping the pinned versions that still fit; `make lock-upgrade` moves every pin to the newest release.
+LOCK_CMD = $(VENV)/bin/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.11 \
+	--python-platform linux --generate-hashes --custom-compile-command 'make lock' -q -o requirements.lock
+
+$(VENV)/bin/uv:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q uv
+
+lock: $(VENV)/bin/uv
+	$(LOCK_CMD)
+
+lock-upgrade: $(VENV)/bin/uv
+	$(LOCK_CMD) --upgrade
 
 demo: $(STAMP)
 	$(VENV)/bin/minsheng demo seed --if-empty
