@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     intake_batch: int = Field(
         32, ge=1, le=500, description="most intakes committed together by the intake writer (1: one by one)"
     )
+    shutdown_grace_seconds: float = Field(
+        4.0,
+        ge=0,
+        le=60,
+        description="on SIGTERM, how long requests in flight may take before streams are cut",
+    )
     cookie_secure: bool = False
     triage_mode: Literal["inline", "deferred"] = Field(
         "inline",

@@ -104,9 +104,12 @@ def create_app(
         # to be most of intake's p99 (bench/intake.py, deferred triage on SQLite: p99 175 → 55-70 ms).
         gc.collect()
         gc.freeze()
+        # From here on a query on the event loop's thread raises instead of stalling (or deadlocking) it.
+        state.db.forbid_event_loop()
         yield
+        # Stopping joins threads (the intake writer drains its queue first): off the event loop.
         for stop in app.state.on_shutdown:
-            stop()
+            await anyio.to_thread.run_sync(stop)
         if owns_db:
             state.db.dispose()
 
@@ -135,8 +138,9 @@ def create_app(
     for r in (auth.router, tickets.router, public.router, org.router):
         app.include_router(r)
 
+    # async and without I/O: it answers from the event loop even when every worker thread is busy.
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 
 from minsheng.config import Settings
 from minsheng.domain.clock import Clock
@@ -73,23 +71,6 @@ async def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-
-
-def write_session(state: StateDep) -> Iterator[Session]:
-    """One write transaction per request; committed when the handler returns, rolled back on error."""
-    with state.db.write_sessions() as session, session.begin():
-        yield session
-
-
-def read_session(state: StateDep) -> Iterator[Session]:
-    with state.db.read_sessions() as session, session.begin():
-        yield session
-
-
-# scope="function": the transaction commits before the response is sent, so a failed commit is never reported
-# to the client as a success.
-WriteSession = Annotated[Session, Depends(write_session, scope="function")]
-ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 
 
 def _bearer(request: Request) -> str | None:

@@ -254,6 +254,9 @@ def serve(
         reload=reload,
         proxy_headers=True,
         log_level="info",
+        # On SIGTERM, requests in flight get this long to finish; open streams (the big screen's) are then
+        # closed, so the process ends well within 10 s.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

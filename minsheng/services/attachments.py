@@ -6,14 +6,18 @@ import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor
+from minsheng.services import queries
+from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid
 from minsheng.services.tickets import TicketEngine
+from minsheng.storage.db import Database
 from minsheng.storage.models import Attachment, Ticket
 
 # Sniffed from the bytes, never trusted from the client's Content-Type or file name.
@@ -47,17 +51,18 @@ def blob_path(root: Path, sha256: str) -> Path:
     return root / sha256[:2] / sha256[2:4] / sha256
 
 
-def store_attachment(
-    session: Session,
-    engine: TicketEngine,
-    root: Path,
-    ticket: Ticket,
-    actor: Actor,
-    filename: str,
-    data: bytes,
-    max_bytes: int,
-    now: datetime,
-) -> Attachment:
+@dataclass(frozen=True)
+class Blob:
+    """An image checked and stored on disk by its content hash, not yet attached to any ticket."""
+
+    name: str
+    sha256: str
+    content_type: str
+    size: int
+
+
+def save_blob(root: Path, filename: str, data: bytes, max_bytes: int) -> Blob:
+    """Check an upload and store its bytes once (no database: callers do this outside any transaction)."""
     name = check_filename(filename)
     if not data:
         raise Invalid("the file is empty", field="file")
@@ -75,20 +80,69 @@ def store_attachment(
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+    return Blob(name, digest, ctype, len(data))
+
+
+def record_attachment(
+    session: Session, engine: TicketEngine, ticket: Ticket, actor: Actor, blob: Blob, now: datetime
+) -> Attachment:
+    """The attachment row and its timeline note, in the caller's transaction."""
     ev = engine.record_note(
-        session, ticket, actor, "attachment", now, {"filename": name, "sha256": digest}, public=False
+        session,
+        ticket,
+        actor,
+        "attachment",
+        now,
+        {"filename": blob.name, "sha256": blob.sha256},
+        public=False,
     )
     session.flush()
     att = Attachment(
         ticket_id=ticket.id,
         event_id=ev.id,
-        sha256=digest,
-        content_type=ctype,
-        size=len(data),
-        filename=name,
+        sha256=blob.sha256,
+        content_type=blob.content_type,
+        size=blob.size,
+        filename=blob.name,
         uploaded_by_user_id=actor.user_id,
         created_at=now,
     )
     session.add(att)
     session.flush()
     return att
+
+
+def store_attachment(
+    session: Session,
+    engine: TicketEngine,
+    root: Path,
+    ticket: Ticket,
+    actor: Actor,
+    filename: str,
+    data: bytes,
+    max_bytes: int,
+    now: datetime,
+) -> Attachment:
+    """Check, store and attach in the caller's (write) transaction."""
+    return record_attachment(session, engine, ticket, actor, save_blob(root, filename, data, max_bytes), now)
+
+
+def upload(
+    db: Database,
+    engine: TicketEngine,
+    root: Path,
+    who: Principal,
+    number: str,
+    filename: str,
+    data: bytes,
+    max_bytes: int,
+    now: datetime,
+) -> Attachment:
+    """A staff upload: access is checked in a read transaction and the file written before the short write
+    transaction that attaches it, so a refused or slow upload never holds the write lock."""
+    with db.read_sessions() as session, session.begin():
+        queries.ticket_for(session, who, number)
+    blob = save_blob(root, filename, data, max_bytes)
+    with db.write_sessions() as session, session.begin():
+        ticket = queries.ticket_for(session, who, number)
+        return record_attachment(session, engine, ticket, who.actor, blob, now)

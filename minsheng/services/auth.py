@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.services.errors import Invalid, Unauthenticated
+from minsheng.storage.db import Database
 from minsheng.storage.models import ApiToken, LoginSession, User
 
 _hasher = PasswordHasher()
@@ -74,23 +76,27 @@ def authenticate(session: Session, username: str, password: str) -> User:
     return user
 
 
-def login(
-    session: Session, username: str, password: str, now: datetime, hours: float
-) -> tuple[str, Principal]:
-    """Check the password and open a session; returns (cookie value, principal)."""
-    user = authenticate(session, username, password)
+def login(db: Database, username: str, password: str, now: datetime, hours: float) -> tuple[str, Principal]:
+    """Check the password and open a session; returns (cookie value, principal).
+
+    The password is checked in a read transaction: argon2 costs tens of milliseconds, and on SQLite a write
+    transaction holds the process's write lock, so a shift's worth of logins would queue every writer.
+    """
+    with db.read_sessions() as session, session.begin():
+        principal = _principal(authenticate(session, username, password))
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
-    session.add(
-        LoginSession(
-            id=_digest(token),
-            user_id=user.id,
-            csrf_token=csrf,
-            created_at=now,
-            expires_at=now + timedelta(hours=hours),
+    with db.write_sessions() as session, session.begin():
+        session.add(
+            LoginSession(
+                id=_digest(token),
+                user_id=principal.user_id,
+                csrf_token=csrf,
+                created_at=now,
+                expires_at=now + timedelta(hours=hours),
+            )
         )
-    )
-    return token, _principal(user, csrf)
+    return token, dataclasses.replace(principal, csrf_token=csrf)
 
 
 def logout(session: Session, token: str) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor
@@ -92,7 +93,9 @@ class IntakeWriter:
         def done(result: Result | None, error: BaseException | None) -> None:
             loop.call_soon_threadsafe(settle, result, error)
 
-        self._put(actor, req, now, render, done)
+        # The analysis reads other processes' recent tickets and runs the classifier: blocking work, so it
+        # runs in a worker thread, never on the event loop.
+        await anyio.to_thread.run_sync(self._put, actor, req, now, render, done)
         return await future
 
     def submit_sync(

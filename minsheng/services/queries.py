@@ -444,3 +444,14 @@ def timeline(session: Session, t: Ticket, *, public_only: bool = False) -> list[
             }
         )
     return out
+
+
+def newest_tickets(session: Session, after: int | None, limit: int) -> list[tuple[Any, ...]]:
+    """(id, number, title, channel, created_at) of the tickets above id `after`, oldest first; without
+    `after`, the newest `limit`, oldest first (the big screen's live feed)."""
+    q = select(Ticket.id, Ticket.number, Ticket.title, Ticket.channel, Ticket.created_at)
+    if after is not None:
+        rows = session.execute(q.where(Ticket.id > after).order_by(Ticket.id).limit(limit)).all()
+    else:
+        rows = list(reversed(session.execute(q.order_by(Ticket.id.desc()).limit(limit)).all()))
+    return [tuple(r) for r in rows]

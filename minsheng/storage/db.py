@@ -8,6 +8,8 @@ SELECT … FOR UPDATE. Either way a concurrent second step sees the first one's 
 from __future__ import annotations
 
 import threading
+# The loop of this thread or None, without raising (asyncio.get_running_loop raises when there is none).
+from asyncio import _get_running_loop as asyncio_running_loop
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,22 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     event.listen(engine, "rollback", lambda conn: _release(conn))
 
 
+class BlockingOnEventLoop(RuntimeError):
+    """Database work was started on a thread that runs an asyncio event loop.
+
+    A blocking query there stalls every request of the process, and one that waits for a lock held by a
+    worker thread (which may need the loop to finish) deadlocks it. Such work belongs in a worker thread.
+    """
+
+
+def _refuse_event_loop(_dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    if asyncio_running_loop() is not None:
+        raise BlockingOnEventLoop(
+            "a database connection was requested on the event loop thread: run blocking work in a worker "
+            "thread (a plain `def` handler, or anyio.to_thread.run_sync)"
+        )
+
+
 @dataclass
 class Database:
     """One database: an engine and session factories for reading and for writing."""
@@ -91,6 +109,13 @@ class Database:
     engine: Engine
     read_sessions: sessionmaker[Session]
     write_sessions: sessionmaker[Session]
+
+    def forbid_event_loop(self) -> None:
+        """From now on, taking a connection on a thread that runs an event loop raises BlockingOnEventLoop.
+
+        The web app turns this on once started (start-up itself may run on the loop's thread)."""
+        if not event.contains(self.engine, "checkout", _refuse_event_loop):
+            event.listen(self.engine, "checkout", _refuse_event_loop)
 
     @property
     def is_sqlite(self) -> bool:

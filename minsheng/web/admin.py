@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import STAFF_ROLES, Role
 from minsheng.domain.states import AreaLevel, UnitKind
+from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import importing, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
@@ -26,7 +27,7 @@ from minsheng.storage.models import Area, Base, Category, Unit, User
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 LIMIT = 500
@@ -84,8 +85,8 @@ def _triage_status(state: Any) -> list[tuple[str, str]] | None:
     runtime = state.__dict__.get("triage")
     if runtime is None:
         return None
-    from minsheng.services.triage_jobs import backlog
-    from minsheng.services.triage_service import model_status
+    from minsheng.services.triage.jobs import backlog
+    from minsheng.services.triage.status import model_status
 
     runtime.catch_up()  # so that the index shown includes what other processes took lately
     st = model_status(runtime)

@@ -20,6 +20,7 @@ from minsheng.api.deps import AppState, IdPath
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import AssignmentRole, ExtensionState, Rating, TicketState
 from minsheng.domain.transitions import AssignmentAction, IllegalTransition, TicketAction
+from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb, queries
 from minsheng.services import schemas as s
 from minsheng.services.attachments import store_attachment
@@ -31,7 +32,7 @@ from minsheng.storage.triage_tables import TriageJob
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 Number = Annotated[str, Path(pattern=r"^\d{8,20}$")]
 DeskUser = Annotated[Principal, core.need(core.DESK_ROLES)]
 QueueUser = Annotated[Principal, core.need(core.QUEUE_ROLES)]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from minsheng.api.deps import SmallIdPath
 from minsheng.domain.roles import Role
+from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
@@ -20,7 +21,7 @@ from minsheng.storage.models import Category
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 StaffUser = Annotated[Principal, core.need(core.STAFF)]
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
 # ASCII digits only: "²".isdigit() is true and int("²") fails.

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from minsheng.api.deps import SESSION_COOKIE, set_session_cookie
+from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import auth
 from minsheng.services.errors import Unauthenticated
 from minsheng.web import core
 from minsheng.web.core import FormDep, MaybeUser, StateDep
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 
 
 @router.get("/login")
@@ -31,10 +32,9 @@ def login_submit(request: Request, state: StateDep, form: FormDep, user: MaybeUs
         errors["password"] = "请输入密码"
     if not errors:
         try:
-            with core.write_tx(state) as session:
-                token, principal = auth.login(
-                    session, username, password, state.clock.now(), state.settings.session_hours
-                )
+            token, principal = auth.login(
+                state.db, username, password, state.clock.now(), state.settings.session_hours
+            )
         except Unauthenticated:
             errors["password"] = "用户名或密码错误"
     if errors:

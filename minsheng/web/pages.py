@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
@@ -42,7 +43,7 @@ def install(app: FastAPI, state: AppState) -> None:
     _install_error_pages(app)
     with state.db.write_sessions() as session, session.begin():
         kb.ensure_fts(session)
-    stop = screen.install_stream_stop(app)
+    stop = screen.install_stream_stop(app, state)
     app.state.on_shutdown.append(stop)
 
 
@@ -66,7 +67,7 @@ def _install_error_pages(app: FastAPI) -> None:
                 message = {404: "页面不存在", 405: "不支持此请求方式"}.get(e.status_code, str(e.detail))
             user = None
             try:
-                user = core._lookup(request, request.app.state.minsheng)
+                user = await anyio.to_thread.run_sync(core._lookup, request, request.app.state.minsheng)
             except Exception:  # an error page must render even when the database is down
                 user = None
             return core.render(
@@ -90,7 +91,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def _denied(request: Request, e: core.PageDenied) -> Response:
         user = None
         if e.status != 403 or "CSRF" not in e.message:
-            user = core._lookup(request, request.app.state.minsheng)
+            user = await anyio.to_thread.run_sync(core._lookup, request, request.app.state.minsheng)
         return core.render(
             request, "error.html", {"message": e.message, "status": e.status}, user=user, status=e.status
         )

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from minsheng.domain.masking import mask_address
 from minsheng.domain.roles import Actor
 from minsheng.domain.states import Channel, Rating, TicketState
+from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb, queries
 from minsheng.services import schemas as s
 from minsheng.services.attachments import check_filename, sniff_image, store_attachment
@@ -27,7 +28,7 @@ from minsheng.web import core, views
 from minsheng.web.console import intake_from
 from minsheng.web.core import FormDep, MaybeUser, StateDep
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 
 
 class _Receipts:

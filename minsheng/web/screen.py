@@ -11,23 +11,26 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minsheng.api.deps import AppState
 from minsheng.domain.states import OPEN_TICKET_STATES, Channel, Rating, TicketState
+from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services.auth import Principal
 from minsheng.storage.models import Area, Assignment, Category, Ticket, Unit
 from minsheng.web import core, views
 from minsheng.web.core import StateDep
+from minsheng.web.feed import TicketFeed
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 CACHE_SECONDS = 10.0
 STREAM_SECONDS = 25.0  # the browser's EventSource reconnects; a bounded stream never blocks a shutdown
 POLL_SECONDS = 2.0
@@ -36,9 +39,10 @@ _cache: dict[int, tuple[float, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 
 
-def install_stream_stop(app: FastAPI) -> Callable[[], None]:
+def install_stream_stop(app: FastAPI, state: AppState) -> Callable[[], None]:
     stop = threading.Event()
     app.state.minsheng_stream_stop = stop
+    app.state.minsheng_feed = TicketFeed(state.db, describe, POLL_SECONDS)
     return stop.set
 
 
@@ -232,46 +236,23 @@ def _top_categories(session: Session, ids: set[int]) -> dict[int, str]:
 
 
 @router.get("/screen/events")
-def events(request: Request, state: StateDep) -> StreamingResponse:
+async def events(request: Request, state: StateDep) -> StreamingResponse:
     """Server-sent events: one `ticket` event per new ticket; `?once=1` sends the latest five and ends."""
-    _screen_user(request, state)
-    once = request.query_params.get("once") == "1"
+    await anyio.to_thread.run_sync(_screen_user, request, state)
+    feed: TicketFeed = request.app.state.minsheng_feed
     stop: threading.Event = request.app.state.minsheng_stream_stop
+    body = feed.stream(
+        once=request.query_params.get("once") == "1", seconds=STREAM_SECONDS, stopped=stop.is_set
+    )
+    return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    def latest(session: Session, after: int | None, limit: int) -> list[dict[str, Any]]:
-        q = select(Ticket.id, Ticket.number, Ticket.title, Ticket.channel, Ticket.created_at)
-        if after is not None:
-            q = q.where(Ticket.id > after).order_by(Ticket.id).limit(limit)
-        else:
-            q = q.order_by(Ticket.id.desc()).limit(limit)
-        return [
-            {
-                "id": i,
-                "number": n,
-                "title": t,
-                "at": core.fmt_dt(at, "%H:%M:%S"),
-                "channel": Channel(c).label if c in Channel.values() else c,
-            }
-            for i, n, t, c, at in session.execute(q)
-        ]
 
-    def stream() -> Iterator[str]:
-        yield "retry: 3000\n\n"
-        with core.read_tx(state) as session:
-            if once:
-                for item in reversed(latest(session, None, 5)):
-                    yield f"event: ticket\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
-                return
-            last = session.scalar(select(func.max(Ticket.id))) or 0
-        deadline = time.monotonic() + STREAM_SECONDS
-        while time.monotonic() < deadline and not stop.is_set():
-            if stop.wait(POLL_SECONDS):
-                break
-            with core.read_tx(state) as session:
-                items = latest(session, last, 20)
-            for item in items:
-                last = max(last, item["id"])
-                yield f"event: ticket\ndata: {json.dumps(item, ensure_ascii=False)}\n\n"
-            yield ": keep-alive\n\n"
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+def describe(row: tuple[Any, ...]) -> dict[str, Any]:
+    i, n, t, c, at = row
+    return {
+        "id": i,
+        "number": n,
+        "title": t,
+        "at": core.fmt_dt(at, "%H:%M:%S"),
+        "channel": Channel(c).label if c in Channel.values() else c,
+    }

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
-from minsheng.api.deps import SESSION_COOKIE, CurrentUser, StateDep, WriteSession, set_session_cookie
+from minsheng.api.deps import SESSION_COOKIE, CurrentUser, StateDep, set_session_cookie
+from minsheng.http.uow import UnitOfWorkRoute, WriteSession
 from minsheng.services import auth
 from minsheng.services.schemas import Checked
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/auth", tags=["auth"])
 
 
 class LoginBody(Checked):
@@ -33,9 +34,9 @@ def principal_json(p: auth.Principal) -> dict[str, Any]:
 
 
 @router.post("/login")
-def login(state: StateDep, session: WriteSession, body: LoginBody, response: Response) -> dict[str, Any]:
+def login(state: StateDep, body: LoginBody, response: Response) -> dict[str, Any]:
     token, principal = auth.login(
-        session, body.username, body.password, state.clock.now(), state.settings.session_hours
+        state.db, body.username, body.password, state.clock.now(), state.settings.session_hours
     )
     set_session_cookie(response, token, state.settings)
     return principal_json(principal)

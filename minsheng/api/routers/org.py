@@ -8,14 +8,15 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 from sqlalchemy import select
 
-from minsheng.api.deps import CurrentUser, ReadSession, StateDep, WriteSession, require_roles
+from minsheng.api.deps import CurrentUser, StateDep, require_roles
 from minsheng.domain.roles import Role
 from minsheng.domain.states import AreaLevel, UnitKind
+from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import org
 from minsheng.services.schemas import CODE_RE, Checked
 from minsheng.storage.models import Area, Category, Unit, User
 
-router = APIRouter(prefix="/api/v1", tags=["organisation"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1", tags=["organisation"])
 AdminOnly = require_roles(Role.ADMIN)
 
 

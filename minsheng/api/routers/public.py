@@ -7,15 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
-from minsheng.api.deps import ReadSession, StateDep, WriteSession
+from minsheng.api.deps import StateDep
 from minsheng.api.routers.tickets import intake_ticket
 from minsheng.domain.roles import Actor
 from minsheng.domain.states import Channel
+from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import queries
 from minsheng.services import schemas as s
 from minsheng.services.errors import Invalid
 
-router = APIRouter(prefix="/api/v1/public", tags=["citizens"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/public", tags=["citizens"])
 Number = Annotated[str, Path(pattern=r"^\d{8,20}$")]
 QueryCode = Annotated[str, Query(min_length=4, max_length=16, description="the query code given at intake")]
 

@@ -12,18 +12,19 @@ from pydantic import AfterValidator, BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.api.deps import AppState, CurrentUser, IdPath, ReadSession, StateDep, WriteSession
+from minsheng.api.deps import AppState, CurrentUser, IdPath, StateDep
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import Channel, Kind, TicketState, Urgency
 from minsheng.domain.transitions import AssignmentAction, TicketAction
-from minsheng.services import queries
+from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
+from minsheng.services import attachments, queries
 from minsheng.services import schemas as s
-from minsheng.services.attachments import blob_path, store_attachment
+from minsheng.services.attachments import blob_path
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
 from minsheng.services.tickets import TicketEngine
 from minsheng.storage.models import Attachment, Ticket
 
-router = APIRouter(prefix="/api/v1", tags=["tickets"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1", tags=["tickets"])
 
 Number = Annotated[str, Path(pattern=r"^\d{8,20}$", description="ticket number, e.g. 2026112100001")]
 
@@ -115,28 +116,24 @@ def get_timeline(session: ReadSession, user: CurrentUser, number: Number) -> lis
 
 
 @router.post("/tickets/{number}/attachments", status_code=201, summary="Attach a photo")
-async def upload_attachment(
-    state: StateDep,
-    user: CurrentUser,
-    number: Number,
-    file: Annotated[UploadFile, File()],
+def upload_attachment(
+    state: StateDep, user: CurrentUser, number: Number, file: Annotated[UploadFile, File()]
 ) -> dict[str, Any]:
     limit = state.settings.max_attachment_bytes
-    data = await file.read(limit + 1)
-    with state.db.write_sessions() as session, session.begin():
-        t = queries.ticket_for(session, user, number)
-        att = store_attachment(
-            session,
-            state.engine,
-            state.settings.attachments_dir,
-            t,
-            user.actor,
-            file.filename or "",
-            data,
-            limit,
-            state.clock.now(),
-        )
-        return {"id": att.id, "sha256": att.sha256, "content_type": att.content_type, "size": att.size}
+    # The form parser has spooled the upload; reading its spool blocks, so this handler is a plain def.
+    data = file.file.read(limit + 1)
+    att = attachments.upload(
+        state.db,
+        state.engine,
+        state.settings.attachments_dir,
+        user,
+        number,
+        file.filename or "",
+        data,
+        limit,
+        state.clock.now(),
+    )
+    return {"id": att.id, "sha256": att.sha256, "content_type": att.content_type, "size": att.size}
 
 
 @router.get("/attachments/{attachment_id}", summary="Download an attachment")

@@ -1,0 +1,1 @@
+"""What the JSON API and the pages share over HTTP: transactions in one thread, the caller, limits."""
