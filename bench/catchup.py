@@ -36,8 +36,9 @@ from bench.bulkload import bulk_load
 from bench.intake import drop_database, make_database
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
-from minsheng.services import triage_service as ts
 from minsheng.services.tickets import TicketEngine
+from minsheng.services.triage.runtime import TriageRuntime
+from minsheng.services.triage.settings import TriageConfig
 from minsheng.storage.db import open_database
 from minsheng.storage.triage_tables import ClusterWarningRow
 
@@ -45,10 +46,10 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(seconds=30)
 
 
-def _runtime(url: str, tmp: Path, clock: FixedClock) -> ts.TriageRuntime:
+def _runtime(url: str, tmp: Path, clock: FixedClock) -> TriageRuntime:
     settings = Settings(database_url=url, data_dir=tmp, model_dir=None)
-    config = ts.TriageConfig(recent_sync_seconds=0.0)
-    return ts.TriageRuntime(open_database(url), settings, TicketEngine(), clock, config=config)
+    config = TriageConfig(recent_sync_seconds=0.0)
+    return TriageRuntime(open_database(url), settings, TicketEngine(), clock, config=config)
 
 
 def _median_ms(fn: Any, repeat: int) -> tuple[float, Any]:

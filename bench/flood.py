@@ -38,8 +38,8 @@ from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Actor, Role
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
 from minsheng.services.tickets import TicketEngine, submit
+from minsheng.services.triage.runtime import TriageRuntime
 from minsheng.storage.db import open_database
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import TimelineEvent
@@ -103,7 +103,7 @@ def _take(url: str, tmp: Path, n: int, flood: bool) -> dict[str, Any]:
     # No category for the baseline: same intake, but nothing links its calls.
     classifier = FakeClassifier("020101", 0.99 if flood else 0.2)
     settings = Settings(database_url=url, data_dir=tmp, model_dir=None)
-    rt = ts.TriageRuntime(db, settings, engine, clock, classifier=classifier).start()
+    rt = TriageRuntime(db, settings, engine, clock, classifier=classifier).start()
     engine.triage, engine.triage_prepare, engine.triage_prepare_many = rt.hook, rt.prepare, rt.prepare_many
     rng = random.Random(7)
     make = _flood_request if flood else _other_request

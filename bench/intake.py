@@ -232,7 +232,7 @@ def wait_for_triage(url: str, timeout: float = 600) -> tuple[float, int, int]:
 def train_bench_model(data_dir: Path) -> None:
     """A classifier trained on 3,000 requests of the demo city, where the server finds it (<data dir>/models)."""
     from bench.classify import _generated
-    from minsheng.services.triage_service import CURRENT_FILE
+    from minsheng.services.triage.training import CURRENT_FILE
     from minsheng.triage import classifier as clf
 
     texts, labels = _generated(3000)

@@ -40,15 +40,16 @@ from sqlalchemy import select
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
 from minsheng.services.tickets import TicketEngine, submit
+from minsheng.services.triage.runtime import TriageRuntime
+from minsheng.services.triage.settings import TriageConfig
 from minsheng.storage.db import open_database
 from minsheng.storage.models import Ticket
 from tests.integration.triage.conftest import FakeClassifier
 
 # Reads happen only where the bench forces them (`--sync-every`); intake looks at every call (its default is at
 # most every 0.1 s, which at a few calls a second is every call).
-SLOW = ts.TriageConfig(recent_sync_seconds=3600.0, fresh_look_seconds=0.0)
+SLOW = TriageConfig(recent_sync_seconds=3600.0, fresh_look_seconds=0.0)
 ADDRESS = "幸福路街道锦绣花园小区"
 
 
@@ -84,7 +85,7 @@ def _take(url: str, tmp: Path, calls: int, processes: int, look: bool, sync_ever
         db = open_database(url)
         engine = TicketEngine()
         settings = Settings(database_url=url, data_dir=tmp, model_dir=None)
-        rt = ts.TriageRuntime(
+        rt = TriageRuntime(
             db, settings, engine, clock, config=SLOW, classifier=FakeClassifier("020101", 0.99)
         ).start()
         if look:

@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # a checkout whose editable install predates the pa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from minsheng.demo.city import DemoCity, generate_city
 from minsheng.demo.texts import detail_jurisdiction_test_set, jurisdiction_test_set
-from minsheng.services.triage_service import TriageConfig
+from minsheng.services.triage.settings import TriageConfig
 from minsheng.triage.jurisdiction import AreaRecord, Jurisdiction, PlaceRecord
 
 TARGET = 0.98

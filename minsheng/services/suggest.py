@@ -22,7 +22,7 @@ from minsheng.storage.models import Ticket
 
 if TYPE_CHECKING:
     from minsheng.api.deps import AppState
-    from minsheng.services.triage_service import TriageRuntime
+    from minsheng.services.triage.runtime import TriageRuntime
 
 log = logging.getLogger("minsheng.triage")
 
@@ -31,7 +31,7 @@ MAX_ANSWERS = 5
 
 
 def runtime_of(state: AppState) -> TriageRuntime:
-    """The triage runtime that :func:`minsheng.services.triage_service.install` attached to the app state."""
+    """The triage runtime that :func:`minsheng.services.triage.wiring.install` attached to the app state."""
     runtime = state.__dict__.get("triage")
     if runtime is None:
         raise Invalid("triage is not installed in this process")

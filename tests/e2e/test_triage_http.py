@@ -185,7 +185,7 @@ def test_deferred_intake_answers_first_and_the_triage_thread_dispatches(
 def test_ticket_page_says_triage_is_pending_until_the_job_runs(
     db: Database, db_url: str, clock: FixedClock, tmp_path: Path
 ) -> None:
-    from minsheng.services.triage_jobs import run_triage_jobs
+    from minsheng.services.triage.jobs import run_triage_jobs
 
     # No triage thread: the job waits until this test runs it.
     app = _deferred_app(db, db_url, clock, tmp_path, embedded_worker=False)

@@ -21,8 +21,10 @@ from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Actor, Role
 from minsheng.services import org
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
 from minsheng.services.tickets import TicketEngine, submit
+from minsheng.services.triage.clusters import cluster_members
+from minsheng.services.triage.runtime import TriageRuntime
+from minsheng.services.triage.settings import TriageConfig
 from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Ticket
 from minsheng.storage.triage_tables import Place, RoutingRuleRow
@@ -175,7 +177,7 @@ class Desk:
     """A runtime plugged into a fresh engine, and a way to take requests through it."""
 
     db: Database
-    runtime: ts.TriageRuntime
+    runtime: TriageRuntime
     engine: TicketEngine
     clock: FixedClock
 
@@ -187,7 +189,7 @@ class Desk:
         actor = Actor(role=Role.OPERATOR, name="话务员")
         number, _, _ = submit(self.db, self.engine, actor, req, self.clock.now())
         if self.engine.defer_triage:
-            from minsheng.services.triage_jobs import run_triage_jobs
+            from minsheng.services.triage.jobs import run_triage_jobs
 
             run_triage_jobs(self.db, self.engine, self.clock.now())
         with self.db.read_sessions() as session:
@@ -198,7 +200,7 @@ class Desk:
 
     def cluster_members(self, cluster_id: int) -> list[str]:
         with self.db.read_sessions() as session:
-            return ts.cluster_members(session, [cluster_id])[cluster_id]
+            return cluster_members(session, [cluster_id])[cluster_id]
 
     def events(self, number: str, action: str | None = None) -> list[Any]:
         from minsheng.storage.models import TimelineEvent
@@ -229,14 +231,14 @@ def make_desk(city_db: Database, clock: FixedClock, tmp_path: Path, triage_mode:
         *,
         auto_dispatch: bool = True,
         model_dir: Path | None = None,
-        config: ts.TriageConfig | None = None,
+        config: TriageConfig | None = None,
         signals: Any = None,
     ) -> Desk:
         settings = Settings(
             database_url="sqlite://", data_dir=tmp_path, auto_dispatch=auto_dispatch, model_dir=model_dir
         )
         engine = TicketEngine()
-        runtime = ts.TriageRuntime(
+        runtime = TriageRuntime(
             city_db, settings, engine, clock, config=config, classifier=classifier, signals=signals
         ).start()
         engine.triage = runtime.hook

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from minsheng.services import triage_service as ts
+from minsheng.services.triage.clusters import acknowledge_cluster, clusters_json, list_clusters
 from minsheng.storage.triage_tables import ClusterWarningRow
 from tests.integration.triage.conftest import FakeClassifier, MakeDesk
 
@@ -102,8 +102,8 @@ def test_acknowledge(make_desk: MakeDesk) -> None:
     for i, text in enumerate(TEXTS[:3]):
         desk.intake(title=f"超市卖过期食品{i}", detail=text, address=ADDRESS)
     with desk.db.write_sessions() as session, session.begin():
-        (row,) = ts.list_clusters(session, state="open")
-        ts.acknowledge_cluster(session, row.id, "supervisor1", "已交市场监管局专项检查", desk.clock.now())
+        (row,) = list_clusters(session, state="open")
+        acknowledge_cluster(session, row.id, "supervisor1", "已交市场监管局专项检查", desk.clock.now())
     with desk.db.read_sessions() as session:
-        assert ts.list_clusters(session, state="open") == []
-        assert ts.clusters_json(session, ts.list_clusters(session))[0]["acknowledged_by"] == "supervisor1"
+        assert list_clusters(session, state="open") == []
+        assert clusters_json(session, list_clusters(session))[0]["acknowledged_by"] == "supervisor1"

@@ -14,9 +14,20 @@ from minsheng.demo.city import DemoCity
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.transitions import AssignmentAction
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
 from minsheng.services.errors import Invalid, NotFound
 from minsheng.services.suggest import earlier_tickets
+from minsheng.services.triage.routing_admin import (
+    RuleIn,
+    create_rule,
+    delete_rule,
+    get_rule,
+    import_routing,
+    routing_corrections,
+    update_rule,
+)
+from minsheng.services.triage.settings import write_setting
+from minsheng.services.triage.status import model_status
+from minsheng.services.triage.training import CURRENT_FILE, TRAINING_FILE, retrain, train_from_db
 from minsheng.storage.db import Database
 from minsheng.storage.models import Category, Ticket, Unit, User
 from minsheng.storage.triage_tables import RoutingRuleRow
@@ -38,29 +49,29 @@ from tests.integration.triage.conftest import FakeClassifier, MakeDesk, generate
 )
 def test_rule_validation(city_db: Database, clock: object, body: dict[str, object], error: type) -> None:
     with city_db.write_sessions() as session, session.begin(), pytest.raises(error):
-        ts.create_rule(session, ts.RuleIn(**body), "admin", clock.now())  # type: ignore[attr-defined]
+        create_rule(session, RuleIn(**body), "admin", clock.now())  # type: ignore[attr-defined]
 
 
 def test_rule_crud_reaches_the_runtime(make_desk: MakeDesk) -> None:
     desk = make_desk(FakeClassifier("060101", 0.99))
     now = desk.clock.now()
     with desk.db.write_sessions() as session, session.begin():
-        rule = ts.create_rule(
-            session, ts.RuleIn(category_code="060101", lead_unit="dist_d1", priority=5), "admin", now
+        rule = create_rule(
+            session, RuleIn(category_code="060101", lead_unit="dist_d1", priority=5), "admin", now
         )
         rule_id = rule.id
     desk.runtime.reload_org()
     assert desk.runtime.org.table.route("060101", None).lead_unit_id == "dist_d1"
     with desk.db.write_sessions() as session, session.begin():
-        ts.update_rule(
-            session, rule_id, ts.RuleIn(category_code="060101", lead_unit="wjw", enabled=False), "a", now
+        update_rule(
+            session, rule_id, RuleIn(category_code="060101", lead_unit="wjw", enabled=False), "a", now
         )
     desk.runtime.reload_org()
     assert desk.runtime.org.table.route("060101", None).lead_unit_id == "wjw"  # disabled: the 0601 rule again
     with desk.db.write_sessions() as session, session.begin():
-        ts.delete_rule(session, rule_id)
+        delete_rule(session, rule_id)
         with pytest.raises(NotFound):
-            ts.get_rule(session, rule_id)
+            get_rule(session, rule_id)
 
 
 def test_deactivated_unit_stops_its_rules(make_desk: MakeDesk) -> None:
@@ -97,7 +108,7 @@ def test_import_routing_csv_and_xlsx(city_db: Database, clock: object, tmp_path:
         ],
     )
     with city_db.write_sessions() as session, session.begin():
-        report = ts.import_routing(session, path, now)
+        report = import_routing(session, path, now)
     assert (report.created, report.updated) == (1, 2)
     assert [n for n, _ in report.errors] == [4, 5, 6]
     assert "nobody" in report.errors[0][1]
@@ -114,7 +125,7 @@ def test_import_routing_csv_and_xlsx(city_db: Database, clock: object, tmp_path:
     ws.append(["0501", None, "jyj", None, 3])
     wb.save(tmp_path / "rules.xlsx")
     with city_db.write_sessions() as session, session.begin():
-        report = ts.import_routing(session, tmp_path / "rules.xlsx", now, replace=True)
+        report = import_routing(session, tmp_path / "rules.xlsx", now, replace=True)
     assert report.created == 1 and not report.errors
     with city_db.read_sessions() as session:
         assert len(list(session.scalars(select(RoutingRuleRow)))) == 1
@@ -127,7 +138,7 @@ def test_import_routing_refuses_a_file_without_lead_column(
 
     path = _write_csv(tmp_path / "bad.csv", [["category_code", "area_code"], ["0601", ""]])
     with city_db.write_sessions() as session, session.begin(), pytest.raises(ImportFileError):
-        ts.import_routing(session, path, clock.now())  # type: ignore[attr-defined]
+        import_routing(session, path, clock.now())  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------------ return history
@@ -174,7 +185,7 @@ def test_returned_routes_get_a_correction(make_desk: MakeDesk) -> None:
             )
         desk.clock.advance(timedelta(minutes=5))
     with desk.db.read_sessions() as session:
-        found = ts.routing_corrections(session, min_dispatches=2)
+        found = routing_corrections(session, min_dispatches=2)
     assert len(found) == 1
     c = found[0]
     assert c["unit"] == "sthjj" and c["returns"] == 3 and c["suggested_unit"] == "wjw"
@@ -186,7 +197,7 @@ def test_settings_override_and_validation(make_desk: MakeDesk) -> None:
     desk = make_desk(FakeClassifier("060101", 0.8, threshold=0.9))
     assert desk.intake(title="医院", detail="医生态度不好").state == "accepted"
     with desk.db.write_sessions() as session, session.begin():
-        ts.write_setting(session, "auto_threshold", 0.75, "admin", desk.clock.now())
+        write_setting(session, "auto_threshold", 0.75, "admin", desk.clock.now())
         for key, value, error in [
             ("auto_threshold", 1.5, Invalid),
             ("auto_threshold", "high", Invalid),
@@ -194,7 +205,7 @@ def test_settings_override_and_validation(make_desk: MakeDesk) -> None:
             ("no_such_thing", 1, NotFound),
         ]:
             with pytest.raises(error):
-                ts.write_setting(session, key, value, "admin", desk.clock.now())
+                write_setting(session, key, value, "admin", desk.clock.now())
     desk.runtime.reload_org()
     assert desk.runtime.threshold == 0.75
     assert desk.intake(title="医院护士", detail="护士服务态度差").state == "dispatched"
@@ -276,21 +287,21 @@ def test_train_from_db_and_retrain(make_desk: MakeDesk, demo_city: DemoCity, tmp
                     event_count=0,
                 )
             )
-    record = ts.train_from_db(desk.db, tmp_path / "demo-model", level=3, now=now)
+    record = train_from_db(desk.db, tmp_path / "demo-model", level=3, now=now)
     assert record["tickets"] == 100 and record["classes"] == 4
-    assert (tmp_path / "demo-model" / ts.TRAINING_FILE).is_file()
-    level1 = ts.train_from_db(desk.db, tmp_path / "l1", level=1)
+    assert (tmp_path / "demo-model" / TRAINING_FILE).is_file()
+    level1 = train_from_db(desk.db, tmp_path / "l1", level=1)
     assert level1["classes"] == 4 and "metrics" in level1
-    info = ts.retrain(desk.runtime, now)
+    info = retrain(desk.runtime, now)
     assert desk.runtime.model is not None and desk.runtime.model_version == info["version"]
-    assert (tmp_path / "models" / ts.CURRENT_FILE).read_text() == info["version"]
-    assert ts.model_status(desk.runtime)["training"]["tickets"] == 100
+    assert (tmp_path / "models" / CURRENT_FILE).read_text() == info["version"]
+    assert model_status(desk.runtime)["training"]["tickets"] == 100
 
 
 def test_train_from_db_refuses_an_empty_history(make_desk: MakeDesk, tmp_path: Path) -> None:
     desk = make_desk()
     with pytest.raises(Invalid, match="not enough"):
-        ts.train_from_db(desk.db, tmp_path / "m")
+        train_from_db(desk.db, tmp_path / "m")
     desk_without_dir = make_desk()
     with pytest.raises(Invalid, match="model directory"):
-        ts.retrain(desk_without_dir.runtime, desk.clock.now())
+        retrain(desk_without_dir.runtime, desk.clock.now())

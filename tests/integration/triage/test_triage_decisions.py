@@ -9,7 +9,10 @@ import pytest
 from minsheng.demo.city import DemoCity
 from minsheng.demo.texts import generate_request
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
+from minsheng.services.triage.adapters import SignalsView
+from minsheng.services.triage.settings import TriageConfig
+from minsheng.services.triage.status import model_status
+from minsheng.services.triage.training import CURRENT_FILE, resolve_model_path
 from minsheng.triage import classifier as clf
 from tests.integration.triage.conftest import LEAVES, FakeClassifier, MakeDesk, generated_texts
 
@@ -36,7 +39,7 @@ def test_tiny_model_round_trip_and_service_load(
     assert accuracy >= 0.9
     desk = make_desk(model_dir=tiny_model_dir)
     assert desk.runtime.model is not None and desk.runtime.model_error is None
-    status = ts.model_status(desk.runtime)
+    status = model_status(desk.runtime)
     assert status["loaded"] and status["metrics"]["accuracy"] > 0.5
 
 
@@ -46,7 +49,7 @@ def test_confident_real_model_auto_dispatches_with_explanation(
     import random
 
     # The threshold is an admin override here: a model trained on 160 texts cannot prove 0.97 precision.
-    desk = make_desk(model_dir=tiny_model_dir, config=ts.TriageConfig(auto_threshold=0.5))
+    desk = make_desk(model_dir=tiny_model_dir, config=TriageConfig(auto_threshold=0.5))
     r = generate_request(random.Random(5), demo_city, "060101", demo_city.grid_codes[0], kind="complaint")
     t = desk.intake(title=r.title, detail=r.detail)
     assert t.triage["category"]["code"] == "060101", t.triage
@@ -118,8 +121,8 @@ def test_operator_category_and_switch_off(make_desk: MakeDesk) -> None:
 
 
 def test_transfer_and_emergency_signals_keep_the_ticket(make_desk: MakeDesk) -> None:
-    def fake_signals(text: str) -> ts.SignalsView:
-        return ts.SignalsView(kind="help", urgency="emergency", transfer="110", cues={"transfer": ["持刀"]})
+    def fake_signals(text: str) -> SignalsView:
+        return SignalsView(kind="help", urgency="emergency", transfer="110", cues={"transfer": ["持刀"]})
 
     desk = make_desk(FakeClassifier("060101", 0.99), signals=fake_signals)
     t = desk.intake(title="医院里有人闹事", detail="有人在医院持刀闹事")
@@ -184,8 +187,8 @@ def test_versioned_model_dir(make_desk: MakeDesk, tmp_path: Path, tiny_model_dir
 
     root = tmp_path / "models"
     shutil.copytree(tiny_model_dir, root / "versions" / "v1")
-    (root / ts.CURRENT_FILE).write_text("v1\n", encoding="utf-8")
-    assert ts.resolve_model_path(root) == root / "versions" / "v1"
+    (root / CURRENT_FILE).write_text("v1\n", encoding="utf-8")
+    assert resolve_model_path(root) == root / "versions" / "v1"
     desk = make_desk(model_dir=root)
     assert desk.runtime.model is not None and desk.runtime.model_version == "v1"
 

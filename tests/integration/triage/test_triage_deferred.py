@@ -16,7 +16,7 @@ from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Actor, Role
 from minsheng.services import schemas as s
 from minsheng.services.tickets import submit
-from minsheng.services.triage_jobs import MAX_ATTEMPTS, TriageWorker, pending_jobs, run_triage_jobs
+from minsheng.services.triage.jobs import MAX_ATTEMPTS, TriageWorker, pending_jobs, run_triage_jobs
 from minsheng.storage.db import Database
 from minsheng.storage.models import Ticket, TimelineEvent
 from minsheng.storage.triage_tables import TriageJob

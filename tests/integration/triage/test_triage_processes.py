@@ -16,9 +16,12 @@ from sqlalchemy import select
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
 from minsheng.services.tickets import submit
-from minsheng.services.triage_jobs import run_triage_jobs
+from minsheng.services.triage.clusters import record_cluster
+from minsheng.services.triage.jobs import run_triage_jobs
+from minsheng.services.triage.recent import RecentTickets
+from minsheng.services.triage.settings import TriageConfig
+from minsheng.services.triage.status import model_status
 from minsheng.storage.models import Ticket
 from minsheng.storage.triage_tables import ClusterWarningRow
 from minsheng.triage.clusters import ClusterWarning
@@ -34,9 +37,9 @@ EXPIRED = [
 ]
 EXPIRED_AT = "东湖区和平街道春晖社区"
 # Every call reads the others' tickets (the default waits `recent_sync_seconds` between looks).
-EAGER = ts.TriageConfig(recent_sync_seconds=0.0)
+EAGER = TriageConfig(recent_sync_seconds=0.0)
 # Only intake's own look at the others' newest tickets, at every call (the default: at most every 0.1 s).
-LOOKING = ts.TriageConfig(recent_sync_seconds=3600.0, fresh_look_seconds=0.0)
+LOOKING = TriageConfig(recent_sync_seconds=3600.0, fresh_look_seconds=0.0)
 
 
 def _reasons(t: Any) -> list[str]:
@@ -76,11 +79,11 @@ def test_other_processes_are_read_at_most_every_recent_sync_seconds(make_desk: M
     # look at the newest tickets finds it.
     assert [r["number"] for r in second.triage["repeats"]] == [first.number]
     assert first.number not in b.runtime.recent.repeats and first.number in b.runtime.recent.fresh
-    assert ts.model_status(b.runtime)["recent"]["seen_at_intake"] == 1
+    assert model_status(b.runtime)["recent"]["seen_at_intake"] == 1
     assert b.runtime.catch_up() == 0  # not yet
     assert b.runtime.catch_up(force=True) == 1  # as when the hour has passed
     assert first.number in b.runtime.recent.repeats and len(b.runtime.recent.fresh) == 0
-    assert ts.model_status(b.runtime)["recent"]["seen_at_intake"] == 0
+    assert model_status(b.runtime)["recent"]["seen_at_intake"] == 0
     third = b.intake(title="烧烤店油烟扰民", detail=SMOKE + "。", address=SMOKE_AT)
     assert {r["number"] for r in third.triage["repeats"]} == {first.number, second.number}
 
@@ -158,14 +161,14 @@ def test_a_ticket_waiting_for_deferred_triage_is_read_once_triaged(make_desk: Ma
         a.db, a.engine, OPERATOR, s.IntakeRequest(title="烧烤店油烟", detail=SMOKE), a.clock.now()
     )
     assert b.runtime.catch_up() == 0  # its area comes with triage: not indexed under "no area"
-    status = ts.model_status(b.runtime)["recent"]
+    status = model_status(b.runtime)["recent"]
     assert status["indexed"] == 0 and status["waiting_for_triage_since"] is not None
     a.clock.advance(timedelta(minutes=10))  # long past the margin: still looked for while it waits
     assert b.runtime.catch_up() == 0
     run_triage_jobs(a.db, a.engine, a.clock.now())
     assert b.runtime.catch_up() == 1
     assert b.runtime.catch_up() == 0  # once
-    status = ts.model_status(b.runtime)["recent"]
+    status = model_status(b.runtime)["recent"]
     assert status["indexed"] == 1 and status["waiting_for_triage_since"] is None
     again = b.intake(title="烧烤店油烟", detail=SMOKE + "！")
     assert [r["number"] for r in again.triage["repeats"]] == [number]
@@ -190,8 +193,8 @@ def test_a_cluster_completed_by_other_processes_tickets_is_stored(make_desk: Mak
     a = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
     c = make_desk(FakeClassifier("020101", 0.99), config=EAGER)
     first = c.intake(title="超市卖过期食品0", detail=EXPIRED[0], address=EXPIRED_AT)
-    b = make_desk(FakeClassifier("020101", 0.99), config=ts.TriageConfig(recent_sync_seconds=3600.0))
-    b.runtime.recent.clusters = ts._Recent(b.runtime.config, b.runtime.org).clusters  # b forgot `first`
+    b = make_desk(FakeClassifier("020101", 0.99), config=TriageConfig(recent_sync_seconds=3600.0))
+    b.runtime.recent.clusters = RecentTickets(b.runtime.config, b.runtime.org).clusters  # b forgot `first`
     rest = [
         b.intake(title=f"超市卖过期食品{i}", detail=t, address=EXPIRED_AT) for i, t in enumerate(EXPIRED[1:])
     ]
@@ -217,11 +220,11 @@ def test_one_cluster_under_two_keys_is_stored_once(make_desk: MakeDesk) -> None:
 
     with desk.db.write_sessions() as session, session.begin():
         t = session.scalar(select(Ticket).where(Ticket.number == numbers[1]))
-        ts.record_cluster(session, desk.engine, warning("S12/x", numbers[:2]), t, now, desk.runtime.org)
+        record_cluster(session, desk.engine, warning("S12/x", numbers[:2]), t, now, desk.runtime.org)
     with desk.db.write_sessions() as session, session.begin():
         # Another process, which saw the tickets in another order, names the same cluster after another member.
         t = session.scalar(select(Ticket).where(Ticket.number == numbers[3]))
-        ts.record_cluster(session, desk.engine, warning("S12/y", numbers[1:]), t, now, desk.runtime.org)
+        record_cluster(session, desk.engine, warning("S12/y", numbers[1:]), t, now, desk.runtime.org)
     rows = _warnings(desk)
     assert len(rows) == 1 and rows[0].key == "S12/x" and desk.cluster_members(rows[0].id) == sorted(numbers)
     # Each member the stored cluster lacked joins it with its own note; the others are not told again.
@@ -234,7 +237,7 @@ def test_one_cluster_under_two_keys_is_stored_once(make_desk: MakeDesk) -> None:
     grown = replace(warning("S12/y", [*numbers[1:], fifth.number]), kind="grown", joined=(fifth.number,))
     with desk.db.write_sessions() as session, session.begin():
         t = session.scalar(select(Ticket).where(Ticket.number == fifth.number))
-        ts.record_cluster(session, desk.engine, grown, t, now, desk.runtime.org)
+        record_cluster(session, desk.engine, grown, t, now, desk.runtime.org)
     rows = _warnings(desk)
     assert len(rows) == 1 and rows[0].member_count == 5
     assert desk.cluster_members(rows[0].id) == sorted([*numbers, fifth.number])
