@@ -21,8 +21,11 @@ install: $(STAMP)
 
 # Re-resolve requirements.lock from pyproject.toml (runtime + test + dev extras, Python 3.11 on Linux, with
 # hashes), keeping the pinned versions that still fit; `make lock-upgrade` moves every pin to the newest release.
-LOCK_CMD = $(VENV)/bin/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.11 \
-	--python-platform linux --generate-hashes --custom-compile-command 'make lock' -q -o requirements.lock
+# requirements-runtime.lock is its runtime part (same versions), for production installs (docs/DEPLOY.md).
+LOCK_ARGS = --python-version 3.11 --python-platform linux --generate-hashes --custom-compile-command 'make lock' -q
+LOCK_CMD = $(VENV)/bin/uv pip compile pyproject.toml --extra test --extra dev $(LOCK_ARGS) -o requirements.lock
+RUNTIME_LOCK_CMD = $(VENV)/bin/uv pip compile pyproject.toml -c requirements.lock $(LOCK_ARGS) \
+	-o requirements-runtime.lock
 
 $(VENV)/bin/uv:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +33,11 @@ $(VENV)/bin/uv:
 
 lock: $(VENV)/bin/uv
 	$(LOCK_CMD)
+	$(RUNTIME_LOCK_CMD)
 
 lock-upgrade: $(VENV)/bin/uv
 	$(LOCK_CMD) --upgrade
+	$(RUNTIME_LOCK_CMD)
 
 demo: $(STAMP)
 	$(VENV)/bin/minsheng demo seed --if-empty
