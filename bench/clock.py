@@ -35,8 +35,9 @@ from sqlalchemy import func, insert, select
 
 from minsheng.config import Settings
 from minsheng.domain.clock import SystemClock
-from minsheng.services.clockwork import ClockConfig, Clockwork
 from minsheng.services.tickets import TicketEngine
+from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database, open_database
 from minsheng.storage.migrate import upgrade

@@ -30,9 +30,10 @@ def run(
     """Run the worker loop until interrupted (many may run against one PostgreSQL)."""
     from minsheng.config import Settings
     from minsheng.domain.clock import SystemClock
-    from minsheng.services.clockwork import ClockConfig, Clockwork
     from minsheng.services.notifications import NotifySettings
     from minsheng.services.tickets import TicketEngine
+    from minsheng.services.timelimits.config import ClockConfig
+    from minsheng.services.timelimits.subscriber import Clockwork
     from minsheng.storage.db import open_database
     from minsheng.worker.run import run_loop, run_once
 

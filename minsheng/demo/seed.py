@@ -39,6 +39,7 @@ from minsheng.clock.calendar import WorkCalendar
 from minsheng.clock.escalation import plan_timers
 from minsheng.clock.policy import Deadline, TimeLimitPolicy, compute_deadlines, extend
 from minsheng.clock.policy import shift_for_pause as shift_deadline
+from minsheng.clock.rules import ASSIST_STEPS, DONE_BY, ENDS_ASSIGNMENT, REOPEN_STEPS
 from minsheng.demo.city import DemoCity, generate_city
 from minsheng.demo.history import Step, TicketScript, generate_history
 from minsheng.demo.kb import kb_entries
@@ -48,18 +49,12 @@ from minsheng.domain.transitions import AssignmentAction, IllegalTransition, Tic
 from minsheng.services import kb, org, triage_service
 from minsheng.services import schemas as s
 from minsheng.services.auth import hash_password
-from minsheng.services.clockwork import (
-    ASSIST_STEPS,
-    DONE_BY,
-    ENDS_ASSIGNMENT,
-    REOPEN_STEPS,
-    ClockConfig,
-    Clockwork,
-    ladder_to_json,
-)
 from minsheng.services.errors import Invalid, ServiceError
 from minsheng.services.notifications import NotifySettings
 from minsheng.services.tickets import TicketEngine
+from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.policies import ladder_to_json
+from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.services.uow import reading, writing
 from minsheng.storage.clock_tables import ClockZoneArea, StepDeadline, Timer
 from minsheng.storage.db import Database

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def install(app: FastAPI, state: AppState) -> None:
-    from minsheng.services import clockwork, triage_service
+    from minsheng.services import triage_service
+    from minsheng.services.timelimits import wiring as timelimits
 
-    clockwork.install(app, state)
+    timelimits.install(app, state)
     triage_service.install(app, state)

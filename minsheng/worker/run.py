@@ -1,10 +1,9 @@
 """One worker pass (`run_once`) and the loop around it (`run_loop`, `EmbeddedWorker` for `minsheng serve`).
 
-A pass claims due timers (``due_at <= now AND fired_at IS NULL``, oldest first, ``batch`` at a time) through the
-partial index, with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so that many workers share the work without
-firing anything twice (on SQLite, BEGIN IMMEDIATE serialises writers). Each batch is one transaction: timeline
-events, inbox rows, outbox rows and the fired marks commit together. The outbox is delivered afterwards, outside
-any transaction. A broken row, a bad template or an unreachable gateway is logged and recorded, never fatal.
+A pass fires the due timers (`minsheng.services.timelimits.firing.fire_due`: claimed a batch at a time, each
+batch one transaction) and then delivers the due outbox rows, outside any transaction
+(`minsheng.services.notifications.deliver_due`). A broken row, a bad template or an unreachable gateway is
+logged and recorded, never fatal.
 """
 
 from __future__ import annotations
@@ -15,15 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
-
 from minsheng.domain.clock import Clock
 from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
-from minsheng.services.clockwork import ClockConfig, Clockwork, FireStats
 from minsheng.services.notifications import deliver_due
 from minsheng.services.tickets import TicketEngine
-from minsheng.storage.clock_tables import Timer
+from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.firing import fire_due
+from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.storage.db import Database
 
 log = logging.getLogger("minsheng.worker")
@@ -44,50 +42,6 @@ class RunStats:
     problems: list[str] = field(default_factory=list)
 
 
-def fire_due(
-    db: Database,
-    now: datetime,
-    clockwork: Clockwork,
-    *,
-    batch: int = DEFAULT_BATCH,
-    worker_id: str = "worker",
-) -> RunStats:
-    """Fire every timer due at ``now`` that no other worker holds."""
-    stats = RunStats()
-    q = (
-        select(Timer)
-        .where(Timer.fired_at.is_(None), Timer.due_at <= now)
-        .order_by(Timer.due_at, Timer.id)
-        .limit(batch)
-    )
-    if not db.is_sqlite:
-        q = q.with_for_update(skip_locked=True)
-    while True:
-        try:
-            with db.write_sessions() as session, session.begin():
-                timers = list(session.scalars(q))
-                if not timers:
-                    break
-                result: FireStats = clockwork.fire_batch(session, timers, now, worker_id, careful=False)
-        except Exception:
-            # Some row of the batch is broken: do the batch again, one savepoint per timer, so that only that
-            # row is marked as failed (and the worker goes on).
-            log.warning("batch failed; firing it again timer by timer", exc_info=True)
-            with db.write_sessions() as session, session.begin():
-                timers = list(session.scalars(q))
-                if not timers:
-                    break
-                result = clockwork.fire_batch(session, timers, now, worker_id, careful=True)
-        stats.batches += 1
-        stats.fired += result.fired
-        stats.skipped += result.skipped
-        stats.errors += result.errors
-        stats.busy += result.busy
-        if result.busy == len(timers):
-            break  # all held by others (their tickets are locked): they are being handled
-    return stats
-
-
 def run_once(
     db: Database,
     now: datetime,
@@ -100,7 +54,8 @@ def run_once(
 ) -> RunStats:
     """One pass: fire due timers, then deliver due outbox rows (when ``senders`` is given)."""
     clockwork = clockwork or Clockwork(TicketEngine(), ClockConfig())
-    stats = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
+    fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
+    stats = RunStats(fired.fired, fired.skipped, fired.errors, fired.busy, fired.batches)
     if senders is not None:
         while True:
             d = deliver_due(db, now, senders, retry=retry, worker_id=worker_id, limit=batch)

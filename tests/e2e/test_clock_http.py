@@ -26,7 +26,7 @@ def clock_app(db: Database, db_url: str, clock: FixedClock, tmp_path: Path) -> I
         database_url=db_url, data_dir=tmp_path / "data", embedded_worker=False, environment="test"
     )
     # Only the clock's wiring: this test must not depend on the other parts being installed.
-    app = create_app(settings, clock=clock, db=db, extensions=["minsheng.services.clockwork:install"])
+    app = create_app(settings, clock=clock, db=db, extensions=["minsheng.services.timelimits.wiring:install"])
     with TestClient(app) as client:
         yield client
 

@@ -14,8 +14,9 @@ from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.transitions import AssignmentAction
 from minsheng.services import schemas as s
-from minsheng.services.clockwork import ClockConfig, Clockwork
 from minsheng.services.tickets import TicketEngine
+from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.services.uow import reading, writing
 from minsheng.storage.clock_tables import Notification, OutboxMessage, Timer
 from minsheng.storage.db import Database

@@ -13,7 +13,7 @@ from minsheng.domain.clock import FixedClock
 from minsheng.notify.channels import DingTalkRobotSender, SmsGatewaySender, SmtpSender, SmtpSettings
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services import org
-from minsheng.services.clockwork import ClockConfig
+from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.uow import reading, writing
 from minsheng.storage.clock_tables import DutyShift, MessageTemplate, OutboxMessage, Timer
 from minsheng.storage.db import Database

@@ -17,7 +17,7 @@ from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Role
 from minsheng.services import org
 from minsheng.services import schemas as s
-from minsheng.services.clockwork import ClockConfig
+from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.uow import reading, writing
 from minsheng.storage.clock_tables import ClockZoneArea, DutyShift, StepDeadline
 from minsheng.storage.db import Database

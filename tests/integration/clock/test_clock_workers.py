@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.clock import load_open_tickets
-from minsheng.services.clockwork import ClockConfig, Clockwork
 from minsheng.services.tickets import TicketEngine
+from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.storage.clock_tables import Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import TimelineEvent

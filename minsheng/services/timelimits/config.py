@@ -1,0 +1,41 @@
+"""What the time limits need besides the database: fallback policies, 黔西's ladder, channels, texts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from minsheng.clock import presets
+from minsheng.clock.calendar import DEFAULT_ZONE, WorkingHours
+from minsheng.clock.escalation import RepeatedFailureLadder
+from minsheng.clock.policy import PolicySet
+from minsheng.services.notifications import NotifySettings
+
+
+@dataclass
+class ClockConfig:
+    """What the clockwork needs besides the database: fallback policies, 黔西's ladder, channels, texts."""
+
+    fallback: PolicySet = field(default_factory=lambda: presets.demo_city().policies)
+    repeated_failures: RepeatedFailureLadder | None = None
+    repeated_failure_steps: frozenset[str] = frozenset({"sign"})
+    hotline_name: str = "12345"
+    rating_url: str = ""
+    channels: frozenset[str] = frozenset()
+    zone: str = DEFAULT_ZONE
+    hours: WorkingHours | None = None
+
+    @classmethod
+    def from_preset(cls, name: str, **kw: Any) -> ClockConfig:
+        preset = presets.PRESETS[name]()
+        return cls(fallback=preset.policies, repeated_failures=preset.repeated_failures, **kw)
+
+    @classmethod
+    def from_settings(cls, ns: NotifySettings, channels: Iterable[str]) -> ClockConfig:
+        return cls.from_preset(
+            ns.clock_preset,
+            hotline_name=ns.hotline_name,
+            rating_url=ns.rating_url,
+            channels=frozenset(channels),
+        )
