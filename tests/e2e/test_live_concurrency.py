@@ -23,6 +23,7 @@ from tests.e2e.live.server import LiveServer, live_server, seed_small_city
 from tests.factories import PASSWORD
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+UPLOAD_ROUND = {"upload": 201, "wrong login": 401, "foreign upload": 403}
 USERS = ["operator1", "dispatcher1", "supervisor1", "followup1", "leader1", "admin", "h_zjj", "h_cgj"]
 
 
@@ -72,19 +73,25 @@ def test_upload_beside_another_write_20_rounds(live: LiveServer) -> None:
         for round_ in range(20):
             outcomes = run_all(
                 [
-                    ("upload", lambda: cgj.post(
-                        f"/api/v1/tickets/{number}/attachments",
-                        files={"file": (f"p{round_}.png", PNG, "image/png")},
-                    )),
+                    (
+                        "upload",
+                        lambda r=round_: cgj.post(
+                            f"/api/v1/tickets/{number}/attachments",
+                            files={"file": ("p.png", PNG + bytes([r]), "image/png")},
+                        ),
+                    ),
                     ("wrong login", lambda: _wrong_login(live)),
                     # A handler of another unit: refused, and refusing must not take the write lock first.
-                    ("foreign upload", lambda: live.login("h_zjj").post(
-                        f"/api/v1/tickets/{number}/attachments", files={"file": ("x.png", PNG, "image/png")}
-                    )),
+                    (
+                        "foreign upload",
+                        lambda: live.login("h_zjj").post(
+                            f"/api/v1/tickets/{number}/attachments",
+                            files={"file": ("x.png", PNG, "image/png")},
+                        ),
+                    ),
                 ]
             )
-            expected = {"upload": 201, "wrong login": 401, "foreign upload": 403}
-            assert_all_answered(outcomes, ok=lambda o: o.status == expected[o.name])
+            assert_all_answered(outcomes, ok=lambda o: o.status == UPLOAD_ROUND[o.name])
     health.check()
 
 
@@ -109,29 +116,79 @@ def test_mixed_concurrent_writes_of_every_kind(live: LiveServer) -> None:
         [(f"login {u}", lambda u=u: _login(live, u)) for u in USERS]
         + [("wrong login", lambda: _wrong_login(live)) for _ in range(4)]
         + [("intake", lambda i=i: _intake(op, 200 + i)) for i in range(6)]
-        + [("dispatch", lambda n=n: disp.post(f"/api/v1/tickets/{n}/dispatch", json={"lead_unit": "ZJJ"}))
-           for n in fresh]
+        + [
+            ("dispatch", lambda n=n: disp.post(f"/api/v1/tickets/{n}/dispatch", json={"lead_unit": "ZJJ"}))
+            for n in fresh
+        ]
         + [("sign", lambda n=n: cgj.post(f"/api/v1/assignments/{inbox[n]}/sign", json={})) for n in numbers]
-        + [("upload", lambda n=n: cgj.post(
-            f"/api/v1/tickets/{n}/attachments", files={"file": ("p.png", PNG, "image/png")})) for n in numbers]
-        + [("admin unit", lambda i=i: admin.post(
-            "/api/v1/units", json={"code": f"U{i}", "name": f"测试单位{i}", "kind": "department"})) for i in range(3)]
-        + [("admin area", lambda i=i: admin.post(
-            "/api/v1/areas", json={"code": f"C01{i:02d}", "name": f"测试街道{i}", "level": "street",
-                                   "parent_code": "C01"})) for i in range(2, 4)]
-        + [("public", lambda i=i: httpx.post(live.base_url + "/api/v1/public/tickets", timeout=30, json={
-            "channel": "web", "detail": f"和平街道{i}号噪声扰民，夜里施工", "citizen_phone": "13900139000"}))
-           for i in range(3)]
+        + [
+            (
+                "upload",
+                lambda n=n: cgj.post(
+                    f"/api/v1/tickets/{n}/attachments", files={"file": ("p.png", PNG, "image/png")}
+                ),
+            )
+            for n in numbers
+        ]
+        + [
+            (
+                "admin unit",
+                lambda i=i: admin.post(
+                    "/api/v1/units", json={"code": f"U{i}", "name": f"测试单位{i}", "kind": "department"}
+                ),
+            )
+            for i in range(3)
+        ]
+        + [
+            (
+                "admin area",
+                lambda i=i: admin.post(
+                    "/api/v1/areas",
+                    json={
+                        "code": f"C01{i:02d}",
+                        "name": f"测试街道{i}",
+                        "level": "street",
+                        "parent_code": "C01",
+                    },
+                ),
+            )
+            for i in range(2, 4)
+        ]
+        + [
+            (
+                "public",
+                lambda i=i: httpx.post(
+                    live.base_url + "/api/v1/public/tickets",
+                    timeout=30,
+                    json={
+                        "channel": "web",
+                        "detail": f"和平街道{i}号噪声扰民，夜里施工",
+                        "citizen_phone": "13900139000",
+                    },
+                ),
+            )
+            for i in range(3)
+        ]
     )
-    expected = {"wrong login": 401, "intake": 201, "dispatch": 200, "sign": 200, "upload": 201,
-                "admin unit": 201, "admin area": 201, "public": 201}
+    expected = {
+        "wrong login": 401,
+        "intake": 201,
+        "dispatch": 200,
+        "sign": 200,
+        "upload": 201,
+        "admin unit": 201,
+        "admin area": 201,
+        "public": 201,
+    }
     with HealthWatch(live.base_url) as health:
         outcomes = run_all(calls)
     assert_all_answered(outcomes, ok=lambda o: o.status == expected.get(o.name, 200))
     health.check()
 
 
-def _stream(live: LiveServer, client: httpx.Client, opened: threading.Semaphore, stop: threading.Event) -> None:
+def _stream(
+    live: LiveServer, client: httpx.Client, opened: threading.Semaphore, stop: threading.Event
+) -> None:
     try:
         with client.stream("GET", "/screen/events", timeout=httpx.Timeout(30, read=60)) as r:
             assert r.status_code == 200
@@ -146,7 +203,9 @@ def _stream(live: LiveServer, client: httpx.Client, opened: threading.Semaphore,
 def _open_streams(live: LiveServer, n: int, stop: threading.Event) -> list[threading.Thread]:
     sup = live.login("supervisor1")
     opened = threading.Semaphore(0)
-    threads = [threading.Thread(target=_stream, args=(live, sup, opened, stop), daemon=True) for _ in range(n)]
+    threads = [
+        threading.Thread(target=_stream, args=(live, sup, opened, stop), daemon=True) for _ in range(n)
+    ]
     for t in threads:
         t.start()
     for _ in range(n):
@@ -156,7 +215,7 @@ def _open_streams(live: LiveServer, n: int, stop: threading.Event) -> list[threa
 
 def test_eight_open_streams_leave_the_server_responsive(live: LiveServer) -> None:
     stop = threading.Event()
-    threads = _open_streams(live, 8, stop)
+    _open_streams(live, 8, stop)
     try:
         with HealthWatch(live.base_url, every=0.05) as health:
             logins = [run_all([("login", lambda: _login(live, "operator1"))])[0] for _ in range(5)]

@@ -75,7 +75,9 @@ def timed(name: str, call: Callable[[], httpx.Response]) -> Outcome:
         return Outcome(name, None, time.monotonic() - t0, f"{type(e).__name__}: {e}")
 
 
-def run_all(calls: list[tuple[str, Callable[[], httpx.Response]]], threads: int | None = None) -> list[Outcome]:
+def run_all(
+    calls: list[tuple[str, Callable[[], httpx.Response]]], threads: int | None = None
+) -> list[Outcome]:
     """Start every call at once (one thread each, released together) and wait for all."""
     barrier = threading.Barrier(len(calls))
 
@@ -95,4 +97,8 @@ def assert_all_answered(outcomes: list[Outcome], ok: Callable[[Outcome], bool] |
 
 def summary(outcomes: list[Outcome]) -> dict[str, Any]:
     secs = sorted(o.seconds for o in outcomes)
-    return {"n": len(secs), "max": secs[-1] if secs else None, "median": secs[len(secs) // 2] if secs else None}
+    return {
+        "n": len(secs),
+        "max": secs[-1] if secs else None,
+        "median": secs[len(secs) // 2] if secs else None,
+    }
