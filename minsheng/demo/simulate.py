@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from minsheng.demo.city import HOTLINE_UNIT, generate_city
 from minsheng.demo.history import generate_history
-from minsheng.demo.seed import Actors, ReplayEngine, Replayer
+from minsheng.demo.replay import Actors, ReplayEngine, Replayer
 from minsheng.services.errors import ServiceError
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.uow import reading, writing

@@ -33,7 +33,8 @@ from minsheng.domain.states import (
 from minsheng.services import kb
 from minsheng.services.auth import authenticate
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.triage_service import TriageRuntime, resolve_model_path
+from minsheng.services.triage.runtime import TriageRuntime
+from minsheng.services.triage.training import resolve_model_path
 from minsheng.services.uow import reading, writing
 from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database, open_database
