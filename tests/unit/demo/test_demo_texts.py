@@ -10,11 +10,9 @@ import pytest
 from shapely.geometry import Point, shape
 
 from minsheng.demo.city import DemoCity, generate_city
+from minsheng.demo.phrases import emergency, generic_templates, issues, often_urgent, templates, topic_like
 from minsheng.demo.texts import (
-    GENERIC_TEMPLATES,
-    ISSUES,
     KINDS,
-    TEMPLATES,
     RequestText,
     fake_id_number,
     fake_mobile,
@@ -67,11 +65,11 @@ def test_citizens() -> None:
 def test_templates_per_category(city: DemoCity) -> None:
     for c in city.categories:
         if c.level == 1:
-            assert len(TEMPLATES[c.name]) >= 8, c.name
-            assert len({t[0] for t in TEMPLATES[c.name]}) >= 5  # several kinds per category
+            assert len(templates()[c.name]) >= 8, c.name
+            assert len({t[0] for t in templates()[c.name]}) >= 5  # several kinds per category
         if c.level == 3:
-            assert len(ISSUES[c.name]) >= 2, c.name
-    assert {t[0] for t in GENERIC_TEMPLATES} == set(KINDS)
+            assert len(issues()[c.name]) >= 2, c.name
+    assert {t[0] for t in generic_templates()} == set(KINDS)
 
 
 def test_text_variety_and_fields(city: DemoCity) -> None:
@@ -156,9 +154,7 @@ def test_jurisdiction_test_set(city: DemoCity) -> None:
 
 
 def test_category_word_lists_name_real_categories(city: DemoCity) -> None:
-    from minsheng.demo.texts import _EMERGENCY, _OFTEN_URGENT, _TOPIC_LIKE
-
     leaves = {c.name for c in city.leaf_categories}
-    assert set(ISSUES) == leaves
-    assert (_TOPIC_LIKE | _EMERGENCY | _OFTEN_URGENT).issubset(leaves)
-    assert len(_TOPIC_LIKE) > 40
+    assert set(issues()) == leaves
+    assert (topic_like() | emergency() | often_urgent()).issubset(leaves)
+    assert len(topic_like()) > 40
