@@ -5,9 +5,10 @@ fills them."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 CITY_NAME = "民声市"
 CITY_CODE = "3399"
@@ -15,6 +16,17 @@ LEVELS = ("city", "district", "street", "community", "grid")
 ROLES = ("operator", "dispatcher", "handler", "supervisor", "followup", "leader", "admin")
 PLACE_KINDS = ("小区", "学校", "医院", "市场", "公园", "商场", "路")
 HOTLINE_UNIT = "rx12345"
+
+T = TypeVar("T")
+
+
+def _index(items: Iterable[T], keys: Callable[[T], Iterable[str]]) -> dict[str, list[T]]:
+    """Each item listed under each of its keys, in the order of the items."""
+    out: dict[str, list[T]] = {}
+    for item in items:
+        for key in keys(item):
+            out.setdefault(key, []).append(item)
+    return out
 
 
 @dataclass(frozen=True)
@@ -97,11 +109,7 @@ class DemoCity:
 
     @cached_property
     def children(self) -> dict[str, list[AreaSpec]]:
-        out: dict[str, list[AreaSpec]] = {}
-        for a in self.areas:
-            if a.parent_code is not None:
-                out.setdefault(a.parent_code, []).append(a)
-        return out
+        return _index(self.areas, lambda a: () if a.parent_code is None else (a.parent_code,))
 
     def areas_at(self, level: str) -> list[AreaSpec]:
         return [a for a in self.areas if a.level == level]
@@ -112,11 +120,7 @@ class DemoCity:
 
     @cached_property
     def _grids_index(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for g in self.grid_codes:
-            for n in (4, 6, 9, 12, 15):
-                out.setdefault(g[:n], []).append(g)
-        return out
+        return _index(self.grid_codes, lambda g: (g[:n] for n in (4, 6, 9, 12, 15)))
 
     def grids_under(self, code: str) -> list[str]:
         """Grid codes inside an area (the area itself if it is a grid); codes nest by prefix."""
@@ -134,17 +138,11 @@ class DemoCity:
 
     @cached_property
     def places_by_grid(self) -> dict[str, list[PlaceSpec]]:
-        out: dict[str, list[PlaceSpec]] = {}
-        for p in self.places:
-            out.setdefault(p.grid_code, []).append(p)
-        return out
+        return _index(self.places, lambda p: (p.grid_code,))
 
     @cached_property
     def places_by_community(self) -> dict[str, list[PlaceSpec]]:
-        out: dict[str, list[PlaceSpec]] = {}
-        for p in self.places:
-            out.setdefault(p.area_code, []).append(p)
-        return out
+        return _index(self.places, lambda p: (p.area_code,))
 
     @cached_property
     def category_by_code(self) -> dict[str, CategorySpec]:
@@ -156,11 +154,7 @@ class DemoCity:
 
     @cached_property
     def _leaves_index(self) -> dict[str, list[CategorySpec]]:
-        out: dict[str, list[CategorySpec]] = {}
-        for c in self.leaf_categories:
-            for n in (2, 4, 6):
-                out.setdefault(c.code[:n], []).append(c)
-        return out
+        return _index(self.leaf_categories, lambda c: (c.code[:n] for n in (2, 4, 6)))
 
     def leaves_under(self, code: str) -> list[CategorySpec]:
         """Level-3 categories under a category of any level (itself if it is level 3)."""

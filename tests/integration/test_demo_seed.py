@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from minsheng.config import Settings
-from minsheng.demo.kb import ENTRIES
+from minsheng.demo.kb import entries
 from minsheng.demo.seed import (
     DEMO_MODEL_LEVEL,
     DEMO_PASSWORD,
@@ -171,7 +171,7 @@ def test_actors_have_the_right_role_and_unit(db: Database, seeded: SeedReport) -
 def test_places_routes_and_the_knowledge_base_are_stored(db: Database, seeded: SeedReport) -> None:
     city = seeded.city
     assert seeded.places == len(city.places) and seeded.routes == len(city.routing)
-    assert seeded.kb_entries == len(ENTRIES) >= 60
+    assert seeded.kb_entries == len(entries()) >= 60
     with reading(db) as s:
         assert s.scalar(select(func.count()).select_from(Place)) == len(city.places)
         assert s.scalar(select(func.count()).select_from(RoutingRuleRow)) == len(city.routing)
