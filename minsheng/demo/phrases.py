@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 Template = tuple[str, str, str]
-"""(kind, title, detail): a request template; its ``{slots}`` are filled by :func:`minsheng.demo.texts.generate_request`."""
+"""(kind, title, detail): a request template; :func:`minsheng.demo.texts.generate_request` fills its slots."""
 
 
 @cache
@@ -70,7 +70,7 @@ def generic_templates() -> tuple[Template, ...]:
 
 @cache
 def kind_weights() -> dict[str, tuple[int, ...]]:
-    """First-level category name → weights of the request kinds (in :data:`~minsheng.demo.texts.KINDS` order)."""
+    """First-level category name → weights of the request kinds, in :data:`~minsheng.demo.texts.KINDS` order."""
     return {name: tuple(w) for name, w in load("templates")["kind_weights"].items()}
 
 

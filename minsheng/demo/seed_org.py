@@ -111,8 +111,8 @@ def _add_units(session: Session, city: DemoCity) -> int:
 def seed_triage_and_kb(
     session: Session, city: DemoCity, report: SeedReport, now: datetime, *, model_level: int
 ) -> None:
-    """Named places and routing rules (jurisdiction and auto-dispatch), the model level a retrain from the admin
-    pages learns (``model_level``: the shipped model's), and the knowledge base."""
+    """Named places and routing rules (jurisdiction and auto-dispatch), the model level a retrain from the
+    admin pages learns (``model_level``: the shipped model's), and the knowledge base."""
     # Places lie in a community but are stored on the grid that holds their point: the gazetteer then
     # resolves "锦绣花园小区" down to the grid, as point-in-polygon would.
     report.places = store_places(session, ((p, p.grid_code) for p in city.places))

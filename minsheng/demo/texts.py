@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # city.py imports the people module, so only import it for ty
 
 __all__ = [
     "KINDS",
+    "TONES",
     "URGENCIES",
     "Citizen",
     "RequestText",

@@ -17,8 +17,8 @@ from minsheng.demo.texts import KINDS, TONES
 
 # The slots generate_request fills (texts._slots).
 SLOTS = {
-    "addr", "loc", "issue", "issue2", "topic", "l2", "when", "dur", "times", "hour", "who", "amount", "aspect",
-    "n", "shop", "company", "school", "hospital", "route", "district", "thanks_unit", "ask",
+    "addr", "loc", "issue", "issue2", "topic", "l2", "when", "dur", "times", "hour", "who", "amount",
+    "aspect", "n", "shop", "company", "school", "hospital", "route", "district", "thanks_unit", "ask",
 }  # fmt: skip
 
 
