@@ -31,7 +31,7 @@ from minsheng.clock.escalation import plan_timers
 from minsheng.clock.policy import Deadline, PolicySet, TimeLimitPolicy
 from minsheng.clock.rules import Change, effect_of, extended, reopen_deadlines, shifted, start_deadlines
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState
-from minsheng.services.tickets import DomainEvent, TicketEngine
+from minsheng.services.ticket_core import DomainEvent, EngineCore
 from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.timelimits.messages import Messenger
 from minsheng.services.timelimits.policies import PolicyBook, ladder_from_json, ladder_to_json
@@ -76,7 +76,7 @@ class Clockwork:
     """Engine subscriber; also what the worker fires timers with. One per application (small caches, no
     sessions): the engine it records clock events through, the configuration, the policy book, the messenger."""
 
-    def __init__(self, engine: TicketEngine, config: ClockConfig | None = None) -> None:
+    def __init__(self, engine: EngineCore, config: ClockConfig | None = None) -> None:
         self.engine = engine
         self.config = config or ClockConfig()
         self.policies = PolicyBook(self.config)
