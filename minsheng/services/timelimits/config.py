@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from minsheng.clock import presets
 from minsheng.clock.calendar import DEFAULT_ZONE, WorkingHours
 from minsheng.clock.escalation import RepeatedFailureLadder
 from minsheng.clock.policy import PolicySet
-from minsheng.services.notifications import NotifySettings
+
+
+class ClockSettings(Protocol):
+    """The settings the time limits read (MINSHENG_CLOCK_PRESET, _HOTLINE_NAME, _RATING_URL)."""
+
+    clock_preset: str
+    hotline_name: str
+    rating_url: str
 
 
 @dataclass
@@ -32,7 +39,7 @@ class ClockConfig:
         return cls(fallback=preset.policies, repeated_failures=preset.repeated_failures, **kw)
 
     @classmethod
-    def from_settings(cls, ns: NotifySettings, channels: Iterable[str]) -> ClockConfig:
+    def from_settings(cls, ns: ClockSettings, channels: Iterable[str]) -> ClockConfig:
         return cls.from_preset(
             ns.clock_preset,
             hotline_name=ns.hotline_name,
