@@ -35,6 +35,7 @@ from sqlalchemy import func, insert, select
 
 from minsheng.config import Settings
 from minsheng.domain.clock import SystemClock
+from minsheng.services.background import RunStats, run_loop, run_once
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.timelimits.subscriber import Clockwork
@@ -42,7 +43,6 @@ from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database, open_database
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent, Unit
-from minsheng.worker.run import RunStats, run_loop, run_once
 
 RESULTS = Path(__file__).resolve().parent / "results" / "clock.json"
 BATCH = 20_000

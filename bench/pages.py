@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bulkload import BENCH_PASSWORD, bulk_load  # noqa: E402
-from minsheng.api.app import create_app  # noqa: E402
+from minsheng.asgi import create_app  # noqa: E402
 from minsheng.config import Settings  # noqa: E402
 from minsheng.storage.db import open_database  # noqa: E402
 from minsheng.storage.models import Assignment, Ticket, Unit  # noqa: E402

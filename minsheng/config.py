@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     intake_batch: int = Field(
         32, ge=1, le=500, description="most intakes committed together by the intake writer (1: one by one)"
     )
-    shutdown_grace_seconds: float = Field(
-        4.0,
+    shutdown_grace_seconds: int = Field(
+        4,
         ge=0,
         le=60,
         description="on SIGTERM, how long requests in flight may take before streams are cut",
@@ -46,6 +46,30 @@ class Settings(BaseSettings):
         ge=0,
         description="deferred triage in the web process waits while intake is busy, at most this long",
     )
+
+    triage_interval_seconds: float = Field(
+        0.2, gt=0, le=3600, description="a worker process's seconds between looks for triage jobs (deferred)"
+    )
+    # Notifications: the hotline's name in texts, the channels' gateways, delivery retries, the time-limit preset.
+    hotline_name: str = "12345"
+    rating_url: str = ""
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None
+    sms_sign: str | None = None
+    wecom_webhook_url: str | None = None
+    dingtalk_webhook_url: str | None = None
+    dingtalk_secret: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "minsheng@localhost"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    send_timeout_seconds: float = 10.0
+    retry_max_attempts: int = 8
+    retry_base_seconds: float = 30.0
+    clock_preset: str = "demo"
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -1,37 +1,21 @@
-"""The FastAPI application factory: builds settings, database, clock and engine at start-up, never at import."""
+"""The JSON API under /api/v1: its routers, its error answers and the operations endpoints."""
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minsheng.api.deps import AppState, no_nul_in_url
-from minsheng.config import Settings
-from minsheng.domain.clock import Clock, SystemClock
+from minsheng.api.routers import auth, clock, org, public, tickets, triage
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
-from minsheng.services.intake_writer import IntakeWriter
-from minsheng.services.tickets import TicketEngine
-from minsheng.storage.db import Database, open_database
 
 log = logging.getLogger("minsheng.api")
-
-Extension = Callable[[FastAPI, AppState], None]
-# Other parts (console pages, triage, clock, Open311) register themselves here to be wired at start-up.
-EXTENSIONS: list[str] = [
-    "minsheng.web.pages:install",
-    "minsheng.services.wiring:install",
-]
 
 
 def error_body(status: int, code: str, message: str, detail: Any = None) -> JSONResponse:
@@ -84,58 +68,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_body(503, "unavailable", "the database is busy or unavailable; retry shortly")
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    clock: Clock | None = None,
-    db: Database | None = None,
-    extensions: list[str] | None = None,
-) -> FastAPI:
-    settings = settings or Settings()
-    owns_db = db is None
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Few threads: sync handlers share one GIL, and with dozens of threads a handler holding the
-        # database's write lock gets a dozenth of the CPU, so every writer queues behind it.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
-        # Everything built at start-up (org snapshot, gazetteer, word lists, model) lives as long as the process.
-        # Frozen, the collector's full passes stop walking it: unfrozen, each pass under load took long enough
-        # to be most of intake's p99 (bench/intake.py, deferred triage on SQLite: p99 175 → 55-70 ms).
-        gc.collect()
-        gc.freeze()
-        # From here on a query on the event loop's thread raises instead of stalling (or deadlocking) it.
-        state.db.forbid_event_loop()
-        yield
-        # Stopping joins threads (the intake writer drains its queue first): off the event loop.
-        for stop in app.state.on_shutdown:
-            await anyio.to_thread.run_sync(stop)
-        if owns_db:
-            state.db.dispose()
-
-    app = FastAPI(
-        title="minsheng 民声",
-        version="0.1.0",
-        description="Citizen-request hotline platform: intake, triage, dispatch, closed loop, evaluation.",
-        lifespan=lifespan,
-        dependencies=[Depends(no_nul_in_url)],
-    )
-    database = db or open_database(settings.database_url, pool_size=settings.pool_size)
-    engine = TicketEngine()
-    state = AppState(
-        settings=settings,
-        db=database,
-        clock=clock or SystemClock(),
-        engine=engine,
-        intake=IntakeWriter(database, engine, max_batch=settings.intake_batch),
-    )
-    app.state.minsheng = state
-    app.state.on_shutdown = [state.intake.stop]
+def install(app: FastAPI) -> None:
+    """The JSON API: its error answers, its routers and the operations endpoints."""
     install_error_handlers(app)
-
-    from minsheng.api.routers import auth, org, public, tickets
-
-    for r in (auth.router, tickets.router, public.router, org.router):
+    for r in (
+        auth.router,
+        tickets.router,
+        public.router,
+        org.router,
+        clock.router,
+        clock.inbox_router,
+        triage.router,
+    ):
         app.include_router(r)
 
     # async and without I/O: it answers from the event loop even when every worker thread is busy.
@@ -148,16 +92,3 @@ def create_app(
     )
     def ping() -> dict[str, str]:
         return {"pong": "ok"}
-
-    import importlib
-
-    for spec in EXTENSIONS if extensions is None else extensions:
-        module_name, func = spec.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name and module_name.startswith(e.name):
-                continue  # that part of the platform is not built yet
-            raise
-        getattr(module, func)(app, state)
-    return app

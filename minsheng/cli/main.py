@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from minsheng.cli.model import app as model_app
+from minsheng.cli.worker import app as worker_app
+
 if TYPE_CHECKING:
     from minsheng.config import Settings
     from minsheng.storage.db import Database
@@ -46,19 +49,8 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 
-# Other parts of the platform bring their own sub-apps; the CLI works without them.
-try:
-    from minsheng.cli.model import app as _model_app
-
-    app.add_typer(_model_app, name="model")
-except ImportError:  # pragma: no cover - depends on what is installed
-    pass
-try:
-    from minsheng.cli.worker import app as _worker_app
-
-    app.add_typer(_worker_app, name="worker")
-except ImportError:  # pragma: no cover
-    pass
+app.add_typer(model_app, name="model")
+app.add_typer(worker_app, name="worker")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -232,12 +224,8 @@ def serve(
 ) -> None:
     """Serve the API (and pages) with uvicorn."""
     settings = load_settings(database_url)
-    try:
-        import uvicorn
+    import uvicorn
 
-        from minsheng.api.app import create_app  # noqa: F401  (checked here, built by uvicorn in each worker)
-    except ImportError as e:
-        fail(f"the web application is not available: {e}", EXIT_FAILED)
     # Workers are separate processes that build their own Settings from the environment: hand the override on.
     os.environ["MINSHENG_DATABASE_URL"] = settings.database_url
     console.print(
@@ -246,7 +234,7 @@ def serve(
     )
     print_welcome(settings, host, port)
     uvicorn.run(
-        "minsheng.api.app:create_app",
+        "minsheng.asgi:create_app",
         factory=True,
         host=host,
         port=port,

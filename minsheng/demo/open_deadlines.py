@@ -1,4 +1,4 @@
-"""Deadlines and timers for the open assignments of a seeded history, as the clock subscriber would have left them.
+"""Deadlines and timers of a seeded history's open assignments, as the clock subscriber would have left them.
 
 The replay runs without the clock subscriber (it would cost a policy lookup, deadline rows and timers for each
 of the ~40,000 historical assignments, nearly all of them long closed). :func:`plan_open_deadlines` gives the
@@ -22,8 +22,8 @@ from minsheng.clock.calendar import WorkCalendar
 from minsheng.clock.escalation import plan_timers
 from minsheng.clock.policy import PolicySet, TimeLimitPolicy
 from minsheng.clock.rules import AssignmentClock, StepClock
+from minsheng.config import Settings
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES
-from minsheng.services.notifications import NotifySettings
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.timelimits.policies import ladder_to_json
@@ -66,11 +66,10 @@ def _zones(session: Session, clockwork: Clockwork, area_ids: Iterable[int | None
 
 def plan_open_deadlines(db: Database, now: datetime, config: ClockConfig | None = None) -> tuple[int, int]:
     """Deadlines and timers for every open assignment, as the clock subscriber would have planned them (see
-    the module's docstring). Returns (deadlines, timers) written."""
+    the module's docstring), under ``config`` (default: the preset MINSHENG_CLOCK_PRESET names). Returns
+    (deadlines, timers) written."""
     with writing(db) as session:
-        clockwork = Clockwork(
-            TicketEngine(), config or ClockConfig.from_preset(NotifySettings().clock_preset)
-        )
+        clockwork = Clockwork(TicketEngine(), config or ClockConfig.from_preset(Settings().clock_preset))
         policies = clockwork.policy_set(session)
         calendar = clockwork.calendar(session)
         by_ticket, ticket_info = _open_assignments(session, clockwork, policies, calendar)

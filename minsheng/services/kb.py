@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.services.errors import NotFound
 from minsheng.services.schemas import Strict
+from minsheng.storage import dialect
 from minsheng.storage.kb_tables import KbEntry
 from minsheng.storage.models import Category
 
@@ -65,7 +66,7 @@ def ensure_fts(session: Session) -> None:
     if key in _ready:
         return
     with _ready_lock:
-        if bind.dialect.name == "sqlite":
+        if dialect.is_sqlite(session):
             session.execute(text("CREATE VIRTUAL TABLE IF NOT EXISTS kb_fts USING fts5(tokens)"))
         else:
             session.execute(
@@ -80,7 +81,7 @@ def ensure_fts(session: Session) -> None:
 def _index(session: Session, e: KbEntry) -> None:
     e.tokens = " ".join(tokens(e.title, e.keywords, e.department, e.body))
     session.flush()
-    if session.get_bind().dialect.name == "sqlite":
+    if dialect.is_sqlite(session):
         ensure_fts(session)
         session.execute(text("DELETE FROM kb_fts WHERE rowid = :id"), {"id": e.id})
         session.execute(
@@ -128,7 +129,7 @@ def update(session: Session, entry_id: int, data: KbIn, now: datetime) -> KbEntr
 
 def delete(session: Session, entry_id: int) -> None:
     e = get(session, entry_id)
-    if session.get_bind().dialect.name == "sqlite":
+    if dialect.is_sqlite(session):
         ensure_fts(session)
         session.execute(text("DELETE FROM kb_fts WHERE rowid = :id"), {"id": e.id})
     session.delete(e)
@@ -155,7 +156,7 @@ def search(session: Session, query: str, *, public_only: bool = False, limit: in
         return []
     ensure_fts(session)
     ids: Sequence[Any]
-    if session.get_bind().dialect.name == "sqlite":
+    if dialect.is_sqlite(session):
         match = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
         ids = (
             session.execute(

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from minsheng.config import Settings
 from minsheng.notify.channels import (
     DINGTALK,
     EMAIL,
@@ -36,6 +34,7 @@ from minsheng.notify.channels import (
 )
 from minsheng.notify.delivery import OutboxState, RetryPolicy, after_attempt, make_message_id
 from minsheng.services.errors import NotFound
+from minsheng.storage import dialect
 from minsheng.storage.clock_tables import Notification, OutboxMessage
 from minsheng.storage.db import Database
 
@@ -45,68 +44,40 @@ log = logging.getLogger("minsheng.notifications")
 CLAIM_LEASE = timedelta(minutes=5)
 
 
-class NotifySettings(BaseSettings):
-    """Channels and texts of notifications, from MINSHENG_* like `minsheng.config.Settings`."""
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts, base_delay=timedelta(seconds=settings.retry_base_seconds)
+    )
 
-    model_config = SettingsConfigDict(env_prefix="MINSHENG_", env_file=None, extra="ignore")
 
-    hotline_name: str = "12345"
-    rating_url: str = ""
-    sms_gateway_url: str | None = None
-    sms_gateway_token: str | None = None
-    sms_sign: str | None = None
-    wecom_webhook_url: str | None = None
-    dingtalk_webhook_url: str | None = None
-    dingtalk_secret: str | None = None
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    smtp_from: str = "minsheng@localhost"
-    smtp_starttls: bool = False
-    smtp_ssl: bool = False
-    send_timeout_seconds: float = 10.0
-    retry_max_attempts: int = 8
-    retry_base_seconds: float = 30.0
-    clock_preset: str = "demo"
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.retry_max_attempts, base_delay=timedelta(seconds=self.retry_base_seconds)
+def build_senders(settings: Settings) -> dict[str, Sender]:
+    """The configured channels; a channel without settings has no sender (and gets no outbox rows)."""
+    out: dict[str, Sender] = {}
+    t = settings.send_timeout_seconds
+    if settings.sms_gateway_url:
+        out[SMS] = SmsGatewaySender(
+            settings.sms_gateway_url, token=settings.sms_gateway_token, sign=settings.sms_sign, timeout=t
         )
-
-    def senders(self) -> dict[str, Sender]:
-        """The configured channels; a channel without settings has no sender (and gets no outbox rows)."""
-        out: dict[str, Sender] = {}
-        t = self.send_timeout_seconds
-        if self.sms_gateway_url:
-            out[SMS] = SmsGatewaySender(
-                self.sms_gateway_url, token=self.sms_gateway_token, sign=self.sms_sign, timeout=t
+    if settings.wecom_webhook_url:
+        out[WECOM] = WeComRobotSender(settings.wecom_webhook_url, timeout=t)
+    if settings.dingtalk_webhook_url:
+        out[DINGTALK] = DingTalkRobotSender(
+            settings.dingtalk_webhook_url, secret=settings.dingtalk_secret, timeout=t
+        )
+    if settings.smtp_host:
+        out[EMAIL] = SmtpSender(
+            SmtpSettings(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_from,
+                username=settings.smtp_user,
+                password=settings.smtp_password,
+                starttls=settings.smtp_starttls,
+                use_ssl=settings.smtp_ssl,
+                timeout=t,
             )
-        if self.wecom_webhook_url:
-            out[WECOM] = WeComRobotSender(self.wecom_webhook_url, timeout=t)
-        if self.dingtalk_webhook_url:
-            out[DINGTALK] = DingTalkRobotSender(
-                self.dingtalk_webhook_url, secret=self.dingtalk_secret, timeout=t
-            )
-        if self.smtp_host:
-            out[EMAIL] = SmtpSender(
-                SmtpSettings(
-                    host=self.smtp_host,
-                    port=self.smtp_port,
-                    sender=self.smtp_from,
-                    username=self.smtp_user,
-                    password=self.smtp_password,
-                    starttls=self.smtp_starttls,
-                    use_ssl=self.smtp_ssl,
-                    timeout=t,
-                )
-            )
-        return out
-
-
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -152,7 +123,7 @@ def enqueue(
     """Add one outbox row; the same source, channel and recipient give the same message id (stored once)."""
     message_id = make_message_id(source, channel, recipient)
     stmt = (
-        _insert(session)(OutboxMessage)
+        dialect.insert(session)(OutboxMessage)
         .values(
             message_id=message_id,
             kind=kind,

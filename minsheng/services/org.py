@@ -7,20 +7,45 @@ did, for the importers and the admin pages.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import STAFF_ROLES, Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.services.auth import hash_password
 from minsheng.services.errors import Conflict, Invalid, NotFound
+from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Category, Unit, User
+
+ORG_MODELS = (Area, Category, Unit)
+_CHANGED = "minsheng_org_changed"
+
+
+def watch_changes(db: Database, callback: Callable[[], None]) -> None:
+    """Call `callback` after each commit of this database's write sessions that changed an area, category or
+    unit, whatever made the change (the API, the admin pages, an import): triage's snapshot follows them."""
+
+    @event.listens_for(db.write_sessions, "after_flush")
+    def _flushed(session: Session, _context: Any) -> None:
+        # In after_flush, new/dirty/deleted still list what this flush wrote.
+        if any(isinstance(o, ORG_MODELS) for o in chain(session.new, session.dirty, session.deleted)):
+            session.info[_CHANGED] = True
+
+    @event.listens_for(db.write_sessions, "after_commit")
+    def _committed(session: Session) -> None:
+        if session.info.pop(_CHANGED, False):
+            callback()
+
+    @event.listens_for(db.write_sessions, "after_rollback")
+    def _rolled_back(session: Session) -> None:
+        session.info.pop(_CHANGED, None)
 
 
 def _parent(session: Session, model: Any, code: str | None, what: str) -> Any:

@@ -21,7 +21,6 @@ from minsheng.services.schemas import PHONE_RE
 from minsheng.storage.models import Ticket
 
 if TYPE_CHECKING:
-    from minsheng.api.deps import AppState
     from minsheng.services.triage.runtime import TriageRuntime
 
 log = logging.getLogger("minsheng.triage")
@@ -30,17 +29,9 @@ MAX_EARLIER = 5
 MAX_ANSWERS = 5
 
 
-def runtime_of(state: AppState) -> TriageRuntime:
-    """The triage runtime that :func:`minsheng.services.triage.wiring.install` attached to the app state."""
-    runtime = state.__dict__.get("triage")
-    if runtime is None:
-        raise Invalid("triage is not installed in this process")
-    return runtime  # type: ignore[no-any-return]
-
-
 def suggest(
     session: Session,
-    state: AppState,
+    runtime: TriageRuntime,
     *,
     title: str | None = None,
     detail: str | None = None,
@@ -51,10 +42,9 @@ def suggest(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Suggestions for a request being typed; every key is present even when nothing is known yet."""
-    runtime = runtime_of(state)
     if (lat is None) != (lon is None):
         raise Invalid("lat and lon must be given together")
-    at = now or state.clock.now()
+    at = now or runtime.clock.now()
     a = runtime.analyse(title=title, detail=detail, address=address, lat=lat, lon=lon, at=at)
     org = a.org
     area: dict[str, Any] | None = None

@@ -8,6 +8,7 @@ SELECT … FOR UPDATE. Either way a concurrent second step sees the first one's 
 from __future__ import annotations
 
 import threading
+
 # The loop of this thread or None, without raising (asyncio.get_running_loop raises when there is none).
 from asyncio import _get_running_loop as asyncio_running_loop
 from dataclasses import dataclass

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from minsheng.bootstrap import Platform
 from minsheng.domain.roles import STAFF_ROLES, Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.http.uow import UnitOfWorkRoute
@@ -80,11 +81,9 @@ def _model_line(st: dict[str, Any], model_dir: Any) -> str:
     return f"未能加载，所有工单进入派单队列（{st['error']}）"
 
 
-def _triage_status(state: Any) -> list[tuple[str, str]] | None:
+def _triage_status(state: Platform) -> list[tuple[str, str]] | None:
     """What this process's triage is running on: the model, the deferred backlog, the recent-ticket index."""
-    runtime = state.__dict__.get("triage")
-    if runtime is None:
-        return None
+    runtime = state.triage
     from minsheng.services.triage.jobs import backlog
     from minsheng.services.triage.status import model_status
 

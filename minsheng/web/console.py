@@ -4,9 +4,7 @@ pages, and the form endpoints that take each step of the loop through `services.
 
 from __future__ import annotations
 
-import importlib
 import math
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -16,17 +14,19 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.api.deps import AppState, IdPath
-from minsheng.domain.roles import Actor, Role
+from minsheng.bootstrap import Platform
+from minsheng.domain.roles import Role
 from minsheng.domain.states import AssignmentRole, ExtensionState, Rating, TicketState
 from minsheng.domain.transitions import AssignmentAction, IllegalTransition, TicketAction
+from minsheng.http.common import IdPath
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb, queries
 from minsheng.services import schemas as s
+from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS
 from minsheng.services.attachments import store_attachment
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
-from minsheng.services.tickets import TicketEngine
+from minsheng.services.suggest import suggest
 from minsheng.storage.models import Extension, Ticket, TimelineEvent
 from minsheng.storage.triage_tables import TriageJob
 from minsheng.web import core, views
@@ -141,15 +141,6 @@ def desk_submit(request: Request, state: StateDep, user: DeskUser, form: FormDep
     return core.redirect(f"/desk?n={number}", msg=f"工单 {number} {done}{note}")
 
 
-def _suggest_module() -> Any:
-    try:
-        return importlib.import_module("minsheng.services.suggest")
-    except ModuleNotFoundError as e:
-        if e.name and "minsheng.services.suggest".startswith(e.name):
-            return None
-        raise
-
-
 @router.post("/desk/suggest")
 def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDep) -> Response:
     """Live suggestions while the operator types (HTMX): triage if wired, earlier tickets, KB answers."""
@@ -158,26 +149,23 @@ def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDe
     lat = _coordinate(form.opt("lat"), 90)
     lon = _coordinate(form.opt("lon"), 180)
     text = f"{title} {detail}".strip()
-    module = _suggest_module()
     with core.read_tx(state) as session:
-        out: dict[str, Any] = {"triage_wired": False}
-        if module is not None:
-            try:
-                out = dict(
-                    module.suggest(
-                        session,
-                        state,
-                        title=title,
-                        detail=detail,
-                        address=form.opt("address"),
-                        lat=lat if lon is not None else None,
-                        lon=lon if lat is not None else None,
-                        phone=phone,
-                    )
+        try:
+            out = dict(
+                suggest(
+                    session,
+                    state.triage,
+                    title=title,
+                    detail=detail,
+                    address=form.opt("address"),
+                    lat=lat if lon is not None else None,
+                    lon=lon if lat is not None else None,
+                    phone=phone,
                 )
-                out["triage_wired"] = True
-            except ServiceError:
-                out = {"triage_wired": False}  # triage not installed in this process: show what we know
+            )
+            out["triage_wired"] = True
+        except ServiceError:
+            out = {"triage_wired": False}  # e.g. lat and lon not both given: show what we know
         # Earlier tickets and full KB answers are computed here the same way whether triage is wired or not.
         earlier = []
         if phone:
@@ -418,45 +406,6 @@ def _can(user: Principal, allowed: list[str]) -> set[str]:
 
 # ---------------------------------------------------------------------- steps taken from forms
 
-TicketStep = Callable[[TicketEngine, Session, Actor, str, Any, Any], Any]
-
-
-def _ticket_steps() -> dict[str, tuple[type[BaseModel], TicketStep]]:
-    return {
-        "answer_directly": (
-            s.AnswerDirectly,
-            lambda e, ss, a, n, p, now: e.answer_directly(ss, a, n, p, now),
-        ),
-        "transfer": (s.Transfer, lambda e, ss, a, n, p, now: e.transfer(ss, a, n, p, now)),
-        "dispatch": (s.Dispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
-        "redispatch": (s.Redispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
-        "mark_repeat": (
-            s.LinkTicket,
-            lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MARK_REPEAT),
-        ),
-        "merge": (s.LinkTicket, lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MERGE)),
-        "consult": (s.Consult, lambda e, ss, a, n, p, now: e.consult(ss, a, n, p, now)),
-        "pause": (s.WithReason, lambda e, ss, a, n, p, now: e.pause(ss, a, n, p, now)),
-        "resume": (s.WithNote, lambda e, ss, a, n, p, now: e.resume(ss, a, n, p, now)),
-        "request_extension": (
-            s.RequestExtension,
-            lambda e, ss, a, n, p, now: e.request_extension(ss, a, n, p, now),
-        ),
-        "decide_extension": (
-            s.DecideExtension,
-            lambda e, ss, a, n, p, now: e.decide_extension(ss, a, n, p, now),
-        ),
-        "review_accept": (s.WithNote, lambda e, ss, a, n, p, now: e.review(ss, a, n, True, p.note, now)),
-        "review_reject": (s.WithReason, lambda e, ss, a, n, p, now: e.review(ss, a, n, False, p.reason, now)),
-        "follow_up": (s.FollowUp, lambda e, ss, a, n, p, now: e.follow_up(ss, a, n, p, now)),
-        "follow_up_unreached": (
-            s.WithNote,
-            lambda e, ss, a, n, p, now: e.follow_up_unreached(ss, a, n, p, now),
-        ),
-        "reopen": (s.WithReason, lambda e, ss, a, n, p, now: e.reopen(ss, a, n, p, now)),
-    }
-
-
 LIST_FIELDS = {"assist_units", "participants"}
 BOOL_FIELDS = {"first_receiver", "approve"}
 
@@ -484,11 +433,10 @@ def _params(model: type[BaseModel], form: core.Form) -> BaseModel:
 def ticket_act(
     request: Request, state: StateDep, user: StaffUser, form: FormDep, number: Number, action: str
 ) -> Response:
-    steps = _ticket_steps()
     back = core.safe_next(form.get("next"), f"/tickets/{number}")
-    if action not in steps:
+    if action not in {a.value for a in TICKET_STEPS}:
         return core.redirect(back, err="未知操作", at=number)
-    model, step = steps[action]
+    model, step = TICKET_STEPS[TicketAction(action)]
     try:
         params = _params(model, form)
         with core.write_tx(state) as session:
@@ -522,15 +470,6 @@ _FIELD_LABELS = {
     "file": "照片",
 }
 
-ASSIGNMENT_MODELS: dict[str, type[BaseModel]] = {
-    AssignmentAction.SIGN.value: s.WithNote,
-    AssignmentAction.RETURN.value: s.WithReason,
-    AssignmentAction.CONTACT.value: s.Contact,
-    AssignmentAction.ARRIVE.value: s.WithNote,
-    AssignmentAction.FEEDBACK.value: s.Feedback,
-    AssignmentAction.REQUEST_CLOSE.value: s.RequestClose,
-}
-
 
 @router.post("/assignments/{assignment_id}/act/{action}")
 def assignment_act(
@@ -538,11 +477,11 @@ def assignment_act(
 ) -> Response:
     back = core.safe_next(form.get("next"), "/inbox")
     at = form.get("at") or f"a{assignment_id}"
-    if action not in ASSIGNMENT_MODELS:
+    if action not in {a.value for a in ASSIGNMENT_STEPS}:
         return core.redirect(back, err="未知操作", at=at)
     now = state.clock.now()
     try:
-        params = _params(ASSIGNMENT_MODELS[action], form)
+        params = _params(ASSIGNMENT_STEPS[AssignmentAction(action)], form)
         with core.write_tx(state) as session:
             if action == AssignmentAction.FEEDBACK.value and form.files:
                 params = _attach(state, session, user, assignment_id, form, params)
@@ -558,7 +497,7 @@ def assignment_act(
 
 
 def _attach(
-    state: AppState, session: Session, user: Principal, assignment_id: int, form: core.Form, params: BaseModel
+    state: Platform, session: Session, user: Principal, assignment_id: int, form: core.Form, params: BaseModel
 ) -> BaseModel:
     from minsheng.storage.models import Assignment
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from minsheng.api.deps import CSRF_HEADER, SESSION_COOKIE, AppState, get_state
+from minsheng.bootstrap import Platform
 from minsheng.domain.roles import Role
 from minsheng.domain.states import (
     AreaLevel,
@@ -36,6 +36,7 @@ from minsheng.domain.states import (
     Urgency,
 )
 from minsheng.domain.transitions import ACTION_LABELS, IllegalTransition
+from minsheng.http.common import CSRF_HEADER, SESSION_COOKIE, get_state
 from minsheng.services import auth
 from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied, ServiceError
 
@@ -164,7 +165,7 @@ class Form:
 async def read_form(request: Request) -> Form:
     if request.method != "POST":
         return Form()
-    state: AppState = request.app.state.minsheng
+    state: Platform = request.app.state.minsheng
     limit = state.settings.max_attachment_bytes
     ctype = request.headers.get("content-type", "")
     if not (ctype.startswith("multipart/form-data") or ctype.startswith("application/x-www-form-urlencoded")):
@@ -186,10 +187,10 @@ async def read_form(request: Request) -> Form:
 
 
 FormDep = Annotated[Form, Depends(read_form)]
-StateDep = Annotated[AppState, Depends(get_state)]
+StateDep = Annotated[Platform, Depends(get_state)]
 
 
-def _lookup(request: Request, state: AppState) -> auth.Principal | None:
+def _lookup(request: Request, state: Platform) -> auth.Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -228,12 +229,12 @@ def need(*roles: Role | frozenset[Role]) -> Any:
     return Depends(check)
 
 
-def reading(state: AppState) -> Iterator[Session]:
+def reading(state: Platform) -> Iterator[Session]:
     with state.db.read_sessions() as session, session.begin():
         yield session
 
 
-def writing(state: AppState) -> Iterator[Session]:
+def writing(state: Platform) -> Iterator[Session]:
     with state.db.write_sessions() as session, session.begin():
         yield session
 
@@ -368,7 +369,7 @@ def render(
     user: auth.Principal | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    state: AppState = request.app.state.minsheng
+    state: Platform = request.app.state.minsheng
     anon_token = request.cookies.get(ANON_CSRF_COOKIE) or secrets.token_urlsafe(24)
     context: dict[str, Any] = {
         "request": request,

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from minsheng.api.deps import SmallIdPath
 from minsheng.domain.roles import Role
+from minsheng.http.common import SmallIdPath
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb
 from minsheng.services.auth import Principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from minsheng.api.deps import SESSION_COOKIE, set_session_cookie
+from minsheng.http.common import SESSION_COOKIE, set_session_cookie
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import auth
 from minsheng.services.errors import Unauthenticated

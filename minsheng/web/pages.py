@@ -18,9 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minsheng.api.deps import AppState
+from minsheng.bootstrap import Platform
 from minsheng.domain.transitions import IllegalTransition
-from minsheng.services import kb
 from minsheng.services.errors import ServiceError
 from minsheng.web import admin, console, core, kbpages, login, portal, screen
 
@@ -31,7 +30,7 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path.startswith("/open311")
 
 
-def install(app: FastAPI, state: AppState) -> None:
+def install(app: FastAPI, state: Platform) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters.update(core.FILTERS)
     templates.env.globals["countdown"] = core.countdown
@@ -41,10 +40,7 @@ def install(app: FastAPI, state: AppState) -> None:
     for module in (login, console, portal, screen, admin, kbpages):
         app.include_router(module.router)
     _install_error_pages(app)
-    with state.db.write_sessions() as session, session.begin():
-        kb.ensure_fts(session)
-    stop = screen.install_stream_stop(app, state)
-    app.state.on_shutdown.append(stop)
+    state.on_stop(screen.install_stream_stop(app, state))
 
 
 def _install_error_pages(app: FastAPI) -> None:

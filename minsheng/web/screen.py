@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.api.deps import AppState
+from minsheng.bootstrap import Platform
 from minsheng.domain.states import OPEN_TICKET_STATES, Channel, Rating, TicketState
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services.auth import Principal
@@ -39,14 +39,14 @@ _cache: dict[int, tuple[float, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
 
 
-def install_stream_stop(app: FastAPI, state: AppState) -> Callable[[], None]:
+def install_stream_stop(app: FastAPI, state: Platform) -> Callable[[], None]:
     stop = threading.Event()
     app.state.minsheng_stream_stop = stop
     app.state.minsheng_feed = TicketFeed(state.db, describe, POLL_SECONDS)
     return stop.set
 
 
-def _screen_user(request: Request, state: AppState) -> Principal:
+def _screen_user(request: Request, state: Platform) -> Principal:
     # GET only: no form, no CSRF; the same role rule as the page.
     p = core._lookup(request, state)
     if p is None:
@@ -77,7 +77,7 @@ def _day_start(now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
 
-def screen_data(state: AppState) -> dict[str, Any]:
+def screen_data(state: Platform) -> dict[str, Any]:
     key = id(state)
     now_mono = time.monotonic()
     with _cache_lock:

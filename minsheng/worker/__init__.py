@@ -1,5 +1,3 @@
-"""The background worker: fires due timers (warnings, overdue marks, escalations) and delivers the outbox."""
-
-from minsheng.worker.run import EmbeddedWorker, RunStats, run_loop, run_once
-
-__all__ = ["EmbeddedWorker", "RunStats", "run_loop", "run_once"]
+"""The background worker as a process of its own (`minsheng worker run`): fires due timers (warnings, overdue
+marks, escalations), delivers the outbox and, with deferred triage, takes triage jobs. Many may run against one
+PostgreSQL: timers and jobs are claimed with SKIP LOCKED, each processed once."""

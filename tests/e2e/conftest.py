@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from minsheng.api.app import create_app
+from minsheng.asgi import create_app
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.storage.db import Database

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from minsheng.api.app import create_app
+from minsheng.asgi import create_app
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
+from minsheng.services.background import run_once
 from minsheng.storage.db import Database
-from minsheng.worker.run import run_once
 from tests.factories import PASSWORD, small_city
 
 
@@ -25,8 +25,7 @@ def clock_app(db: Database, db_url: str, clock: FixedClock, tmp_path: Path) -> I
     settings = Settings(
         database_url=db_url, data_dir=tmp_path / "data", embedded_worker=False, environment="test"
     )
-    # Only the clock's wiring: this test must not depend on the other parts being installed.
-    app = create_app(settings, clock=clock, db=db, extensions=["minsheng.services.timelimits.wiring:install"])
+    app = create_app(settings, clock=clock, db=db)
     with TestClient(app) as client:
         yield client
 
@@ -134,7 +133,7 @@ def test_clock_admin_api_and_inbox(
     ]
 
     clock.advance(timedelta(minutes=10))
-    clockwork = clock_app.app.state.clockwork
+    clockwork = clock_app.app.state.minsheng.clockwork
     assert run_once(db, clock.now(), clockwork=clockwork).fired == 1
     inbox = h.get("/api/v1/notifications", params={"unread": True}).json()
     assert [n["kind"] for n in inbox] == ["warning", "assignment_new"]

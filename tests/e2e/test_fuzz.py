@@ -37,7 +37,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from minsheng.api.app import create_app
+from minsheng.asgi import create_app
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.domain.transitions import AssignmentAction, TicketAction

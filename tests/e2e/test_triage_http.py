@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from minsheng.api.app import create_app
+from minsheng.asgi import create_app
 from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.storage.db import Database

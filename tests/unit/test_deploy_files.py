@@ -40,13 +40,8 @@ CITED = re.compile(
 
 
 def settings_classes() -> list[type[BaseSettings]]:
-    """What the processes read MINSHENG_* into: Settings, and the notification settings where kept apart."""
-    classes: list[type[BaseSettings]] = [Settings]
-    try:
-        from minsheng.services.notifications import NotifySettings  # type: ignore[attr-defined]
-    except ImportError:
-        return classes
-    return [*classes, NotifySettings]
+    """What the processes read MINSHENG_* into."""
+    return [Settings]
 
 
 def settings_fields() -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,18 +9,18 @@ from fastapi import APIRouter, Body, File, Header, Path, Query, Response, Upload
 from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from minsheng.api.deps import AppState, CurrentUser, IdPath, StateDep
+from minsheng.api.deps import CurrentUser, IdPath, StateDep
+from minsheng.bootstrap import Platform
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import Channel, Kind, TicketState, Urgency
 from minsheng.domain.transitions import AssignmentAction, TicketAction
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import attachments, queries
 from minsheng.services import schemas as s
+from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS, Step
 from minsheng.services.attachments import blob_path
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
-from minsheng.services.tickets import TicketEngine
 from minsheng.storage.models import Attachment, Ticket
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1", tags=["tickets"])
@@ -30,7 +29,7 @@ Number = Annotated[str, Path(pattern=r"^\d{8,20}$", description="ticket number, 
 
 
 async def intake_ticket(
-    state: AppState, actor: Actor, req: s.IntakeRequest, response: Response
+    state: Platform, actor: Actor, req: s.IntakeRequest, response: Response
 ) -> dict[str, Any]:
     """Through the process's intake writer (group commit); answers once the ticket is committed."""
     out, code, created = await state.intake.submit(
@@ -150,60 +149,6 @@ def get_attachment(
 
 
 # ---------------------------------------------------------------------- ticket steps
-
-Step = Callable[[TicketEngine, Session, Actor, str, Any, datetime], Any]
-
-TICKET_STEPS: dict[TicketAction, tuple[type[BaseModel], Step]] = {
-    TicketAction.ANSWER_DIRECTLY: (
-        s.AnswerDirectly,
-        lambda e, ss, a, n, p, now: e.answer_directly(ss, a, n, p, now),
-    ),
-    TicketAction.TRANSFER: (s.Transfer, lambda e, ss, a, n, p, now: e.transfer(ss, a, n, p, now)),
-    TicketAction.DISPATCH: (s.Dispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
-    TicketAction.REDISPATCH: (s.Redispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
-    TicketAction.MARK_REPEAT: (
-        s.LinkTicket,
-        lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MARK_REPEAT),
-    ),
-    TicketAction.MERGE: (
-        s.LinkTicket,
-        lambda e, ss, a, n, p, now: e.link(ss, a, n, p, now, TicketAction.MERGE),
-    ),
-    TicketAction.CONSULT: (s.Consult, lambda e, ss, a, n, p, now: e.consult(ss, a, n, p, now)),
-    TicketAction.PAUSE: (s.WithReason, lambda e, ss, a, n, p, now: e.pause(ss, a, n, p, now)),
-    TicketAction.RESUME: (s.WithNote, lambda e, ss, a, n, p, now: e.resume(ss, a, n, p, now)),
-    TicketAction.REQUEST_EXTENSION: (
-        s.RequestExtension,
-        lambda e, ss, a, n, p, now: e.request_extension(ss, a, n, p, now),
-    ),
-    TicketAction.DECIDE_EXTENSION: (
-        s.DecideExtension,
-        lambda e, ss, a, n, p, now: e.decide_extension(ss, a, n, p, now),
-    ),
-    TicketAction.REVIEW_ACCEPT: (
-        s.WithNote,
-        lambda e, ss, a, n, p, now: e.review(ss, a, n, True, p.note, now),
-    ),
-    TicketAction.REVIEW_REJECT: (
-        s.WithReason,
-        lambda e, ss, a, n, p, now: e.review(ss, a, n, False, p.reason, now),
-    ),
-    TicketAction.FOLLOW_UP: (s.FollowUp, lambda e, ss, a, n, p, now: e.follow_up(ss, a, n, p, now)),
-    TicketAction.FOLLOW_UP_UNREACHED: (
-        s.WithNote,
-        lambda e, ss, a, n, p, now: e.follow_up_unreached(ss, a, n, p, now),
-    ),
-    TicketAction.REOPEN: (s.WithReason, lambda e, ss, a, n, p, now: e.reopen(ss, a, n, p, now)),
-}
-
-ASSIGNMENT_STEPS: dict[AssignmentAction, type[BaseModel]] = {
-    AssignmentAction.SIGN: s.WithNote,
-    AssignmentAction.RETURN: s.WithReason,
-    AssignmentAction.CONTACT: s.Contact,
-    AssignmentAction.ARRIVE: s.WithNote,
-    AssignmentAction.FEEDBACK: s.Feedback,
-    AssignmentAction.REQUEST_CLOSE: s.RequestClose,
-}
 
 
 def _ticket_route(action: TicketAction, model: type[BaseModel], step: Step) -> None:

@@ -1,6 +1,6 @@
 """Triage API: the routing table (admin), places, settings, cluster warnings, corrections, model and suggestions.
 
-Mounted by :func:`minsheng.services.triage_service.install`; changes to rules, places and settings reload the
+Mounted by `minsheng.api.app.install`; changes to rules, places and settings reload the
 runtime of this process at once (other processes notice within ``stale_check_seconds``).
 """
 
@@ -15,15 +15,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import Field, field_validator
 
-from minsheng.api.deps import CurrentUser, ReadSession, SmallIdPath, StateDep, WriteSession, require_roles
+from minsheng.api.deps import CurrentUser, SmallIdPath, StateDep, require_roles
 from minsheng.domain.roles import Role
+from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import schemas as s
-from minsheng.services import triage_service as ts
 from minsheng.services.errors import Invalid
-from minsheng.services.suggest import runtime_of, suggest
+from minsheng.services.suggest import suggest
+from minsheng.services.triage import analysis, clusters, routing_admin, status, training
+from minsheng.services.triage import settings as triage_settings
 from minsheng.storage.triage_tables import Place
 
-router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/triage", tags=["triage"])
 AdminOnly = require_roles(Role.ADMIN)
 Desk = require_roles(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN)
 Oversight = require_roles(Role.DISPATCHER, Role.SUPERVISOR, Role.LEADER, Role.ADMIN)
@@ -47,35 +49,43 @@ def list_rules(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
-    rows = ts.list_rules(session, category=category, area=area, unit=unit, limit=limit, offset=offset)
-    return [ts.rule_json(r) for r in rows]
+    rows = routing_admin.list_rules(
+        session, category=category, area=area, unit=unit, limit=limit, offset=offset
+    )
+    return [routing_admin.rule_json(r) for r in rows]
 
 
 @router.get("/rules/{rule_id}", dependencies=[Oversight])
 def get_rule(session: ReadSession, rule_id: SmallIdPath) -> dict[str, Any]:
-    return ts.rule_json(ts.get_rule(session, rule_id))
+    return routing_admin.rule_json(routing_admin.get_rule(session, rule_id))
 
 
 @router.post("/rules", status_code=201, dependencies=[AdminOnly])
-def create_rule(state: StateDep, session: WriteSession, user: CurrentUser, body: ts.RuleIn) -> dict[str, Any]:
-    row = ts.create_rule(session, body, user.username, state.clock.now())
-    _after_commit(session, runtime_of(state).reload_org)
-    return ts.rule_json(row)
+def create_rule(
+    state: StateDep, session: WriteSession, user: CurrentUser, body: routing_admin.RuleIn
+) -> dict[str, Any]:
+    row = routing_admin.create_rule(session, body, user.username, state.clock.now())
+    _after_commit(session, state.triage.reload_org)
+    return routing_admin.rule_json(row)
 
 
 @router.put("/rules/{rule_id}", dependencies=[AdminOnly])
 def update_rule(
-    state: StateDep, session: WriteSession, user: CurrentUser, rule_id: SmallIdPath, body: ts.RuleIn
+    state: StateDep,
+    session: WriteSession,
+    user: CurrentUser,
+    rule_id: SmallIdPath,
+    body: routing_admin.RuleIn,
 ) -> dict[str, Any]:
-    row = ts.update_rule(session, rule_id, body, user.username, state.clock.now())
-    _after_commit(session, runtime_of(state).reload_org)
-    return ts.rule_json(row)
+    row = routing_admin.update_rule(session, rule_id, body, user.username, state.clock.now())
+    _after_commit(session, state.triage.reload_org)
+    return routing_admin.rule_json(row)
 
 
 @router.delete("/rules/{rule_id}", status_code=204, dependencies=[AdminOnly])
 def delete_rule(state: StateDep, session: WriteSession, rule_id: SmallIdPath) -> None:
-    ts.delete_rule(session, rule_id)
-    _after_commit(session, runtime_of(state).reload_org)
+    routing_admin.delete_rule(session, rule_id)
+    _after_commit(session, state.triage.reload_org)
 
 
 @router.post("/rules/import", dependencies=[AdminOnly])
@@ -96,8 +106,10 @@ def import_rules(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
-        report = ts.import_routing(session, path, state.clock.now(), replace=replace, by=user.username)
-    _after_commit(session, runtime_of(state).reload_org)
+        report = routing_admin.import_routing(
+            session, path, state.clock.now(), replace=replace, by=user.username
+        )
+    _after_commit(session, state.triage.reload_org)
     return {
         "created": report.created,
         "updated": report.updated,
@@ -113,8 +125,8 @@ def route(
     area: Annotated[str | None, Query(pattern=s.CODE_RE)] = None,
 ) -> dict[str, Any]:
     """How the routing table decides for one category × area (for admins checking their rules)."""
-    runtime = runtime_of(state)
-    out = ts._route_json(runtime.org.table.route(category, area), runtime.org)
+    runtime = state.triage
+    out = analysis.route_json(runtime.org.table.route(category, area), runtime.org)
     assert out is not None
     return out
 
@@ -126,7 +138,9 @@ def corrections(
     min_dispatches: Annotated[int, Query(ge=1, le=100_000)] = 10,
 ) -> list[dict[str, Any]]:
     """Routes that units keep returning, with a suggested unit (from the dispatch/return/sign history)."""
-    return ts.routing_corrections(session, min_return_rate=min_return_rate, min_dispatches=min_dispatches)
+    return routing_admin.routing_corrections(
+        session, min_return_rate=min_return_rate, min_dispatches=min_dispatches
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ places
@@ -162,9 +176,9 @@ def list_places(
 
 
 @router.post("/places", status_code=201, dependencies=[AdminOnly])
-def create_place(state: StateDep, session: WriteSession, body: ts.PlaceIn) -> dict[str, Any]:
-    p = ts.create_place(session, body)
-    _after_commit(session, runtime_of(state).reload_org)
+def create_place(state: StateDep, session: WriteSession, body: routing_admin.PlaceIn) -> dict[str, Any]:
+    p = routing_admin.create_place(session, body)
+    _after_commit(session, state.triage.reload_org)
     return {"id": p.id, "name": p.name, "area_code": body.area_code}
 
 
@@ -185,31 +199,31 @@ class SettingIn(s.Strict):
 
 @router.get("/settings", dependencies=[Oversight])
 def get_settings(state: StateDep, session: ReadSession) -> dict[str, Any]:
-    runtime = runtime_of(state)
-    return {"effective": asdict(runtime.config), "overrides": ts.read_settings(session)}
+    runtime = state.triage
+    return {"effective": asdict(runtime.config), "overrides": triage_settings.read_settings(session)}
 
 
 @router.put("/settings/{key}", dependencies=[AdminOnly])
 def put_setting(
     state: StateDep, session: WriteSession, user: CurrentUser, key: str, body: SettingIn
 ) -> dict[str, Any]:
-    value = ts.write_setting(session, key, body.value, user.username, state.clock.now())
-    _after_commit(session, runtime_of(state).reload_org)
+    value = triage_settings.write_setting(session, key, body.value, user.username, state.clock.now())
+    _after_commit(session, state.triage.reload_org)
     return {"key": key, "value": value}
 
 
 @router.delete("/settings/{key}", status_code=204, dependencies=[AdminOnly])
 def delete_setting(state: StateDep, session: WriteSession, key: str) -> None:
-    ts.delete_setting(session, key)
-    _after_commit(session, runtime_of(state).reload_org)
+    triage_settings.delete_setting(session, key)
+    _after_commit(session, state.triage.reload_org)
 
 
 @router.post("/reload", dependencies=[AdminOnly])
 def reload(state: StateDep) -> dict[str, Any]:
-    runtime = runtime_of(state)
+    runtime = state.triage
     runtime.load_model() if runtime.settings.model_dir else None
     runtime.reload()
-    return ts.model_status(runtime)
+    return status.model_status(runtime)
 
 
 # -------------------------------------------------------------------------------------------- cluster warnings
@@ -219,7 +233,7 @@ def list_clusters(
     state: Annotated[str | None, Query(pattern=r"^(open|acknowledged)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
-    return ts.clusters_json(session, ts.list_clusters(session, state=state, limit=limit))
+    return clusters.clusters_json(session, clusters.list_clusters(session, state=state, limit=limit))
 
 
 class AckIn(s.Strict):
@@ -234,22 +248,22 @@ def acknowledge(
     cluster_id: SmallIdPath,
     body: AckIn | None = None,
 ) -> dict[str, Any]:
-    row = ts.acknowledge_cluster(
+    row = clusters.acknowledge_cluster(
         session, cluster_id, user.username, body.note if body else None, state.clock.now()
     )
-    return ts.clusters_json(session, [row])[0]
+    return clusters.clusters_json(session, [row])[0]
 
 
 # ------------------------------------------------------------------------------------------------------- model
 @router.get("/model", dependencies=[Oversight])
 def model(state: StateDep) -> dict[str, Any]:
-    return ts.model_status(runtime_of(state))
+    return status.model_status(state.triage)
 
 
 @router.get("/jobs", dependencies=[Oversight], summary="Deferred triage: tickets waiting for their analysis")
 def jobs(state: StateDep) -> dict[str, Any]:
     """With `MINSHENG_TRIAGE_MODE=deferred`: how many stored tickets wait for triage and for how long."""
-    from minsheng.services.triage_jobs import backlog
+    from minsheng.services.triage.jobs import backlog
 
     return {"mode": state.settings.triage_mode, **backlog(state.db, state.clock.now())}
 
@@ -261,9 +275,9 @@ class RetrainIn(s.Strict):
 @router.post("/model/retrain", dependencies=[AdminOnly])
 def retrain(state: StateDep, body: RetrainIn | None = None) -> dict[str, Any]:
     """Train a new model version from the closed tickets and swap it in (takes seconds to a minute)."""
-    runtime = runtime_of(state)
-    record = ts.retrain(runtime, state.clock.now(), body.level if body else None)
-    return {"training": record, "model": ts.model_status(runtime)}
+    runtime = state.triage
+    record = training.retrain(runtime, state.clock.now(), body.level if body else None)
+    return {"training": record, "model": status.model_status(runtime)}
 
 
 # ------------------------------------------------------------------------------------------------- suggestions
@@ -279,4 +293,4 @@ class SuggestIn(s.Strict):
 @router.post("/suggest", dependencies=[Desk])
 def suggest_endpoint(state: StateDep, session: ReadSession, body: SuggestIn) -> dict[str, Any]:
     """Suggestions for the operator desk while a request is being typed."""
-    return suggest(session, state, **body.model_dump())
+    return suggest(session, state.triage, **body.model_dump())

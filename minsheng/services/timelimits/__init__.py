@@ -7,5 +7,5 @@
 - `policies`: policies as stored JSON, and the policies, calendar and zones as the clock reads them;
 - `admin`: what admins edit: policies, zones, the local calendar, duty rosters, message templates;
 - `views`: what is running: timers, a ticket's deadlines, who is on duty;
-- `config`: `ClockConfig`; `wiring`: start-up wiring into the web app.
+- `config`: `ClockConfig` (built by `minsheng.bootstrap`).
 """

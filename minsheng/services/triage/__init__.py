@@ -12,7 +12,7 @@ One module per part; import from the modules (this package exports nothing):
 - `routing_admin`: the routing table (CRUD, CSV/XLSX import), named places, corrections from returns.
 - `training`: model directories and retraining from closed tickets; `status`: what admins see of it.
 - `jobs`: deferred triage (``MINSHENG_TRIAGE_MODE=deferred``).
-- `wiring`: `install`, which builds the runtime and mounts the triage API at start-up.
+- the runtime is built and started by the composition root, `minsheng.bootstrap`.
 
 docs/TRIAGE.md describes how they work together.
 """

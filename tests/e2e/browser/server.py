@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import select
 
-from minsheng.api.app import create_app
+from minsheng.asgi import create_app
 from minsheng.config import Settings
 from minsheng.domain.clock import SystemClock
 from minsheng.storage.db import Database, open_database

@@ -14,6 +14,7 @@ from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.transitions import AssignmentAction
 from minsheng.services import schemas as s
+from minsheng.services.background import RunStats, run_once
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.timelimits.subscriber import Clockwork
@@ -21,7 +22,6 @@ from minsheng.services.uow import reading, writing
 from minsheng.storage.clock_tables import Notification, OutboxMessage, Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent, Unit, User
-from minsheng.worker.run import RunStats, run_once
 
 CLOCK_ACTIONS = ("warning", "overdue", "press", "escalation")
 

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.clock import load_open_tickets
+from minsheng.services.background import run_once
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.storage.clock_tables import Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import TimelineEvent
-from minsheng.worker.run import run_once
 
 N = 10_000
 

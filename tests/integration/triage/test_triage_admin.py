@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -220,15 +219,10 @@ def test_suggest_for_the_operator_desk(make_desk: MakeDesk) -> None:
         title="医院态度差", detail="市一医院挂号窗口态度很差", citizen_phone="13800001111", address="锦绣花园"
     )
 
-    class State:  # what suggest reads of the app state
-        clock = desk.clock
-
-    state: Any = State()
-    state.__dict__["triage"] = desk.runtime
     with desk.db.read_sessions() as session:
         out = suggest(
             session,
-            state,
+            desk.runtime,
             title="医院态度差",
             detail="市一医院挂号窗口态度很差",
             address="锦绣花园",
@@ -253,7 +247,14 @@ def test_suggest_for_the_operator_desk(make_desk: MakeDesk) -> None:
         assert isinstance(out["answers"], list)
         for junk in ("", "😀😀", "路" * 100_000, "mixed 路灯 مرحبا"):
             out = suggest(
-                session, state, title=junk, detail=junk, address=junk[:300], lat=30.1, lon=120.05, phone="x"
+                session,
+                desk.runtime,
+                title=junk,
+                detail=junk,
+                address=junk[:300],
+                lat=30.1,
+                lon=120.05,
+                phone="x",
             )
             assert out["earlier"] == [] and out["area"]["code"] == "K111"
         assert earlier_tickets(session, None) == []

@@ -1,4 +1,5 @@
-"""One worker pass (`run_once`) and the loop around it (`run_loop`, `EmbeddedWorker` for `minsheng serve`).
+"""Background work: one pass (`run_once`) and the loop around it (`run_loop`; `TimerWorker` runs it on a thread
+of the web process, `minsheng worker run` in a process of its own).
 
 A pass fires the due timers (`minsheng.services.timelimits.firing.fire_due`: claimed a batch at a time, each
 batch one transaction) and then delivers the due outbox rows, outside any transaction
@@ -24,7 +25,7 @@ from minsheng.services.timelimits.firing import fire_due
 from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.storage.db import Database
 
-log = logging.getLogger("minsheng.worker")
+log = logging.getLogger("minsheng.background")
 
 DEFAULT_BATCH = 500
 
@@ -104,8 +105,8 @@ def run_loop(
         stop.wait(interval)
 
 
-class EmbeddedWorker:
-    """The worker as a daemon thread of the web process (the single-machine SQLite setup)."""
+class TimerWorker:
+    """The loop as a daemon thread of the web process (the embedded worker of a single-machine setup)."""
 
     def __init__(
         self,
