@@ -62,6 +62,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check minsheng tests bench
 	$(VENV)/bin/ruff format --check minsheng tests bench
 	$(VENV)/bin/mypy minsheng
+	$(VENV)/bin/lint-imports --no-cache
 
 screenshots: $(STAMP) chromium
 	$(PY) -m tests.e2e.screenshots
