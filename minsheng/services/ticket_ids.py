@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from minsheng.domain.numbering import format_ticket_number, numbering_day
+from minsheng.storage import dialect
 from minsheng.storage.models import Ticket, TicketCounter
 
 _ID_POOL_KEY = "minsheng_ticket_id_pool"
@@ -53,7 +54,7 @@ class TicketIds:
             return pool[2].pop()  # type: ignore[no-any-return]
         n = max(1, int(session.info.pop(RESERVE_KEY, 1)))
         conn = session.connection()
-        if conn.dialect.name == "postgresql":
+        if dialect.is_postgresql(session):
             # A sequence per day: nextval takes no row lock and survives crashes without reuse, so
             # concurrent intakes do not queue on one counter row until they commit. Rolled-back intakes
             # leave gaps; numbers stay unique. The id comes from the table's own sequence, in the same trip.
@@ -105,7 +106,7 @@ def sqlite_event_id(session: Session) -> int | None:
     Why: SQLite offers the ORM no way to match the ids of a multi-row INSERT … RETURNING to its rows, so events
     without an id are inserted one statement each. `EngineCore._record` is the only place events are made.
     """
-    if session.get_bind().dialect.name != "sqlite":
+    if not dialect.is_sqlite(session):
         return None
     return sqlite_take_ids(session, "timeline_events", 1)
 

@@ -23,6 +23,7 @@ from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState
 from minsheng.services.timelimits.messages import Pass
 from minsheng.services.timelimits.subscriber import Clockwork, deadline_rows
+from minsheng.storage import dialect
 from minsheng.storage.clock_tables import StepDeadline, Timer, UnitFailure
 from minsheng.storage.db import Database
 from minsheng.storage.models import Assignment, Ticket
@@ -76,9 +77,7 @@ def claim_due(session: Session, now: datetime, batch: int) -> list[Timer]:
         .order_by(Timer.due_at, Timer.id)
         .limit(batch)
     )
-    if session.get_bind().dialect.name != "sqlite":
-        q = q.with_for_update(skip_locked=True)
-    return list(session.scalars(q))
+    return list(session.scalars(dialect.lock_rows(session, q, skip_locked=True)))
 
 
 def fire_due(db: Database, now: datetime, clockwork: Clockwork, *, batch: int, worker_id: str) -> FireStats:
@@ -131,7 +130,7 @@ def fire_batch(
         return stats
     ticket_ids = sorted({tm.ticket_id for tm in timers})
     lock_q = select(Ticket.id).where(Ticket.id.in_(ticket_ids))
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect.is_postgresql(session):
         # Never wait for a ticket lock while holding timer locks: an engine step holding the ticket may be
         # about to delete these very timers (that would be a deadlock).
         lock_q = lock_q.with_for_update(skip_locked=True)

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from minsheng.clock.calendar import WorkCalendar
@@ -35,12 +32,9 @@ from minsheng.services.ticket_core import DomainEvent, EngineCore
 from minsheng.services.timelimits.config import ClockConfig
 from minsheng.services.timelimits.messages import Messenger
 from minsheng.services.timelimits.policies import PolicyBook, ladder_from_json, ladder_to_json
+from minsheng.storage import dialect
 from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.models import Assignment, Ticket
-
-
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def deadline_of(row: StepDeadline) -> Deadline:
@@ -255,4 +249,6 @@ class Clockwork:
             }
             for spec in specs
         ]
-        session.execute(_insert(session)(Timer).values(values).on_conflict_do_nothing(index_elements=["key"]))
+        session.execute(
+            dialect.insert(session)(Timer).values(values).on_conflict_do_nothing(index_elements=["key"])
+        )
