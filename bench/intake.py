@@ -137,7 +137,7 @@ class Server:
                 "-m",
                 "uvicorn",
                 "--factory",
-                "minsheng.api.app:create_app",
+                "minsheng.asgi:create_app",
                 "--host",
                 "127.0.0.1",
                 "--port",
