@@ -75,11 +75,8 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
 ]
 
 LABELS: dict[str, dict[str, str]] = {
-    # domain.states keys its label table by value, so equal values of different enums collide ("pending",
-    # "close_requested"); the intended labels are restated here until that table is fixed.
-    "state": {s.value: s.label for s in TicketState} | {"close_requested": "待审核"},
-    "astate": {s.value: s.label for s in AssignmentState}
-    | {"pending": "待签收", "close_requested": "申请结案"},
+    "state": {s.value: s.label for s in TicketState},
+    "astate": {s.value: s.label for s in AssignmentState},
     "arole": {s.value: s.label for s in AssignmentRole},
     "ext": {s.value: s.label for s in ExtensionState},
     "channel": {s.value: s.label for s in Channel},
