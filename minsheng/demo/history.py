@@ -398,23 +398,61 @@ def _walk(
     repeat_of: tuple[int, datetime, str, str] | None,
     transfers: dict[str, str],
 ) -> list[Step]:
+    """The steps of one ticket, cut at ``end``: settled at intake (a repeat, a transfer, a direct answer), or
+    dispatched, signed, handled, closed and followed up, each phase by its own function below. The phases draw
+    from ``rng`` in a fixed order: the same seed gives the same history."""
     w = _Walker(rng, city, created)
-    l1_name = city.category_by_code[leaf_code[:2]].name
-    urgency = text.urgency
+    if _settled_at_intake(w, leaf_code, text, channel, repeat_of, transfers):
+        return _until(w.steps, end)
     recent_ticket = end - created < timedelta(days=30)
+    order = _dispatch(w, leaf_code, grid, text.urgency, created)
+    if recent_ticket and rng.random() < 0.04:
+        return _until(w.steps, end)  # stalled: nobody signed (overdue, escalation material)
+    _sign(w, order, text.urgency)
+    if recent_ticket and rng.random() < 0.02:
+        return _until(w.steps, end)
+    _handle(w, order, text)
+    l1_name = city.category_by_code[leaf_code[:2]].name
+    _close(w, order, text.urgency, l1_name)
+    _follow_up(rng, w, order.lead, l1_name)
+    return _until(w.steps, end)
 
+
+@dataclass
+class _Order:
+    """Who handles a dispatched ticket, and when: the state the phases after dispatch share."""
+
+    lead: str
+    assists: list[str]
+    dispatched_at: datetime  # of the (re)dispatch the units sign
+    # Assisting units report after this: after every sign, and after a pause ends.
+    reports_from: datetime
+    assist_signs: dict[str, datetime] = field(default_factory=dict)
+
+
+def _settled_at_intake(
+    w: _Walker,
+    leaf_code: str,
+    text: RequestText,
+    channel: str,
+    repeat_of: tuple[int, datetime, str, str] | None,
+    transfers: dict[str, str],
+) -> bool:
+    """A repeat marked, a police or other matter transferred, or a consultation answered on the line: the
+    steps of such a ticket end here (True); False when it goes on to dispatch."""
+    rng = w.rng
     if repeat_of is not None:
         w.add("mark_repeat", _minutes(rng, 20), "dispatcher", params={"of_index": repeat_of[0]})
-        return _until(w.steps, end)
+        return True
     if (
         leaf_code in transfers
-        and (urgency == "emergency" or rng.random() < 0.7)
+        and (text.urgency == "emergency" or rng.random() < 0.7)
         and channel != "transfer_110"
     ):
         w.add("transfer", _minutes(rng, 2, 0.5, 0.5), "operator", params={"target": transfers[leaf_code]})
-        return _until(w.steps, end)
+        return True
     if text.kind == "consultation" and channel != "grid" and rng.random() < 0.88:
-        topic = city.category_by_code[leaf_code].name
+        topic = w.city.category_by_code[leaf_code].name
         answer = rng.choice(
             [
                 f"已根据知识库向群众解答{topic}的办理流程和所需材料",
@@ -430,9 +468,13 @@ def _walk(
                 "followup",
                 params={"rating": _rating(rng, good=True)},
             )
-        return _until(w.steps, end)
+        return True
+    return False
 
-    # ---- dispatch
+
+def _dispatch(w: _Walker, leaf_code: str, grid: str, urgency: str, created: datetime) -> _Order:
+    """Dispatch by the routing table; now and then first to a wrong unit, which returns it for a redispatch."""
+    rng, city = w.rng, w.city
     route = city.route(leaf_code, grid)
     assert route is not None, leaf_code  # every level-1 category has a city-wide rule
     lead, assists = route.lead_unit_code, list(route.assist_unit_codes)
@@ -451,7 +493,6 @@ def _walk(
         "dispatcher",
         params={"lead_unit": first, "assist_units": [] if wrong else assists},
     )
-    dispatched_at = w.t
     if wrong:
         reason = rng.choice(
             [
@@ -468,27 +509,33 @@ def _walk(
             "dispatcher",
             params={"lead_unit": lead, "assist_units": assists, "reason": f"原承办单位退回：{reason}"},
         )
-        dispatched_at = w.t
-    if recent_ticket and rng.random() < 0.04:
-        return _until(w.steps, end)  # stalled: nobody signed (overdue, escalation material)
+    return _Order(lead, assists, dispatched_at=w.t, reports_from=w.t)
 
+
+def _sign(w: _Walker, order: _Order, urgency: str) -> None:
+    """The lead signs on the running clock; assisting units sign in parallel, each in its own office hours."""
+    rng = w.rng
     sign_median = {"emergency": 5, "urgent": 15}.get(urgency, 60)
-    w.add("sign", _minutes(rng, sign_median, 0.9), "handler", lead)
-    assist_signs = {
-        a: _office_time(rng, dispatched_at + _minutes(rng, sign_median * 2, 0.9), w.tier(a)) for a in assists
+    w.add("sign", _minutes(rng, sign_median, 0.9), "handler", order.lead)
+    order.assist_signs = {
+        a: _office_time(rng, order.dispatched_at + _minutes(rng, sign_median * 2, 0.9), w.tier(a))
+        for a in order.assists
     }
-    latest_sign = max(assist_signs.values(), default=w.t)
-    for a, at in assist_signs.items():
+    order.reports_from = max(order.assist_signs.values(), default=w.t)
+    for a, at in order.assist_signs.items():
         w.at("sign", at, "handler", a)
-    if recent_ticket and rng.random() < 0.02:
-        return _until(w.steps, end)
+
+
+def _handle(w: _Walker, order: _Order, text: RequestText) -> None:
+    """Contact, a visit on site, and now and then a consultation of the units, a pause or an extension."""
+    rng, lead, urgency = w.rng, order.lead, text.urgency
     w.add("contact", _minutes(rng, {"emergency": 5, "urgent": 20}.get(urgency, 120), 0.9), "handler", lead)
     if text.kind in ("complaint", "report", "help") and rng.random() < 0.7:
         w.add(
             "arrive", _minutes(rng, {"emergency": 15, "urgent": 60}.get(urgency, 480), 0.9), "handler", lead
         )
-    if (assists and rng.random() < 0.15) or rng.random() < 0.015:
-        lead_name = city.unit_by_code[lead].name
+    if (order.assists and rng.random() < 0.15) or rng.random() < 0.015:
+        lead_name = w.city.unit_by_code[lead].name
         decision = rng.choice(
             [
                 f"由{lead_name}牵头，相关单位配合，三个工作日内完成整改",
@@ -500,7 +547,7 @@ def _walk(
             "consult",
             _minutes(rng, 60 * 24, 0.6),
             "supervisor",
-            params={"decision": decision, "units": [lead, *assists]},
+            params={"decision": decision, "units": [lead, *order.assists]},
         )
     if rng.random() < 0.03:
         reason = rng.choice(
@@ -508,7 +555,8 @@ def _walk(
         )
         w.add("pause", _minutes(rng, 60 * 6, 0.8), "supervisor", params={"reason": reason})
         w.add("resume", _minutes(rng, 60 * 24 * 3, 0.6), "supervisor")
-        latest_sign = max(latest_sign, w.t)  # assisting units do not report while the ticket is paused
+        # Assisting units do not report while the ticket is paused.
+        order.reports_from = max(order.reports_from, w.t)
     if rng.random() < 0.05:
         reason = rng.choice(
             ["需要协调多个部门", "维修需要审批，时间较长", "需等待材料采购", "涉及历史遗留问题"]
@@ -523,12 +571,18 @@ def _walk(
         w.add(
             "decide_extension", _minutes(rng, 180, 0.8), "supervisor", params={"approve": rng.random() < 0.8}
         )
+
+
+def _close(w: _Walker, order: _Order, urgency: str, l1_name: str) -> None:
+    """Feedback from the lead and the assisting units, the request to close, and its review (now and then
+    rejected and reworked first)."""
+    rng, lead = w.rng, order.lead
     handle_median = {"emergency": 90, "urgent": 60 * 8}.get(urgency, 60 * 24 * 2)
     w.add("feedback", _minutes(rng, handle_median, 0.9), "handler", lead, {"text": _feedback(rng, l1_name)})
     close_at = w.t + _minutes(rng, 20, 0.8)
-    for a in assists:
+    for a in order.assists:
         # Assists report before the lead asks to close (the loop requires it).
-        lo = max(assist_signs[a], latest_sign)
+        lo = max(order.assist_signs[a], order.reports_from)
         at = lo + (close_at - lo) * rng.uniform(0.1, 0.9) if close_at > lo else lo + timedelta(minutes=1)
         w.at("feedback", at, "handler", a, {"text": _feedback(rng, l1_name)})
         close_at = max(close_at, at + timedelta(minutes=5))
@@ -541,8 +595,6 @@ def _walk(
         w.add("review_reject", _minutes(rng, 240, 0.8), "supervisor", params={"reason": reason})
         _rework(rng, w, lead, l1_name)
     w.add("review_accept", _minutes(rng, 240, 0.8), "supervisor")
-    _follow_up(rng, w, lead, l1_name)
-    return _until(w.steps, end)
 
 
 def _rework(rng: random.Random, w: _Walker, lead: str, l1_name: str) -> None:
