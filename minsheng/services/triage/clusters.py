@@ -7,24 +7,20 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.services.errors import Conflict, NotFound
+from minsheng.services.notifications import add_inbox
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.triage.snapshot import OrgSnapshot
 from minsheng.services.triage.sql import chunks
+from minsheng.storage import dialect
 from minsheng.storage.models import Ticket, User
 from minsheng.storage.triage_tables import ClusterKey, ClusterMember, ClusterWarningRow
 from minsheng.triage.clusters import ClusterWarning
 
 SYSTEM_NAME = "智能分拨"
-
-
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def record_cluster(
@@ -49,8 +45,24 @@ def record_cluster(
     if row is not None:
         _add_key(session, w.key, row.id)
         return _join(session, engine, row, w, w.member_ticket_ids, current, now, org)
+    new_id = _insert_new(session, w, now)
+    if new_id is None:
+        # Another transaction stored it between our look and our insert: the members it lacks join it.
+        row = session.scalar(select(ClusterWarningRow).where(ClusterWarningRow.key == w.key))
+        return None if row is None else _join(session, engine, row, w, w.member_ticket_ids, current, now, org)
+    _add_key(session, w.key, new_id)
+    members = _add_members(session, new_id, w.member_ticket_ids)
+    row = session.get_one(ClusterWarningRow, new_id)
+    row.member_count = len(members)
+    _note(session, engine, _lock_members(session, current, members), row, members, now, org, joined=False)
+    _notify_supervisors(session, row, members, current, now, org)
+    return row
+
+
+def _insert_new(session: Session, w: ClusterWarning, now: datetime) -> int | None:
+    """Store ``w`` as a new cluster without members; None when another transaction stored its key first."""
     ins = (
-        _insert(session)(ClusterWarningRow)
+        dialect.insert(session)(ClusterWarningRow)
         .values(
             key=w.key,
             category_code=w.category_code,
@@ -65,18 +77,8 @@ def record_cluster(
         .on_conflict_do_nothing(index_elements=["key"])
     )
     # RETURNING rather than rowcount: drivers disagree on rowcount for INSERT … ON CONFLICT DO NOTHING.
-    new_id = session.scalar(ins.returning(ClusterWarningRow.id))
-    if new_id is None:
-        # Another transaction stored it between our look and our insert: the members it lacks join it.
-        row = session.scalar(select(ClusterWarningRow).where(ClusterWarningRow.key == w.key))
-        return None if row is None else _join(session, engine, row, w, w.member_ticket_ids, current, now, org)
-    _add_key(session, w.key, new_id)
-    members = _add_members(session, new_id, w.member_ticket_ids)
-    row = session.get_one(ClusterWarningRow, new_id)
-    row.member_count = len(members)
-    _note(session, engine, _lock_members(session, current, members), row, members, now, org, joined=False)
-    _notify_supervisors(session, row, members, current, now, org)
-    return row
+    new_id: int | None = session.scalar(ins.returning(ClusterWarningRow.id))
+    return new_id
 
 
 def _join(
@@ -114,7 +116,7 @@ def _stored_cluster(session: Session, key: str) -> ClusterWarningRow | None:
 
 def _add_key(session: Session, key: str, cluster_id: int) -> None:
     session.execute(
-        _insert(session)(ClusterKey).values(key=key, cluster_id=cluster_id).on_conflict_do_nothing()
+        dialect.insert(session)(ClusterKey).values(key=key, cluster_id=cluster_id).on_conflict_do_nothing()
     )
 
 
@@ -123,7 +125,7 @@ def _add_members(session: Session, cluster_id: int, numbers: Iterable[str]) -> l
     added: list[str] = []
     for chunk in chunks(sorted(set(numbers))):
         rows = [{"cluster_id": cluster_id, "ticket_number": n} for n in chunk]
-        ins = _insert(session)(ClusterMember).values(rows).on_conflict_do_nothing()
+        ins = dialect.insert(session)(ClusterMember).values(rows).on_conflict_do_nothing()
         added += session.scalars(ins.returning(ClusterMember.ticket_number))
     return sorted(added)
 
@@ -164,8 +166,7 @@ def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow |
     cluster. On PostgreSQL an advisory lock per area keeps two processes from both storing it new at once
     (SQLite has one writer at a time anyway).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext("cluster:" + w.area_code))))
+    dialect.advisory_lock(session, "cluster:" + w.area_code)
     found: list[int] = []
     for chunk in chunks(sorted(set(w.member_ticket_ids))):
         cid = session.scalar(
@@ -226,10 +227,6 @@ def _notify_supervisors(
     now: datetime,
     org: OrgSnapshot,
 ) -> None:
-    try:
-        from minsheng.services.notifications import add_inbox
-    except ImportError:  # the notification part is optional
-        return
     supervisors = session.scalars(
         select(User.id).where(User.role == Role.SUPERVISOR.value, User.active.is_(True))
     )

@@ -18,7 +18,7 @@ from minsheng.services.errors import Invalid, NotFound
 from minsheng.services.triage.sql import chunks
 from minsheng.storage.models import Area, Category, Ticket, TimelineEvent
 from minsheng.storage.triage_tables import Place, RoutingRuleRow
-from minsheng.triage.routing import DispatchRecord, ReturnRecord, suggest_corrections
+from minsheng.triage.routing import DispatchRecord, ReturnRecord, RouteCorrection, suggest_corrections
 
 
 class RuleIn(s.Strict):
@@ -140,11 +140,7 @@ def import_routing(
     from minsheng.services.importing import ImportFileError, ImportReport, read_table
 
     header, rows = read_table(path)
-    col = {
-        key: next((c for c in names if c.lower() in header or c in header), None)
-        for key, names in _RULE_COLUMNS.items()
-    }
-    col = {k: (v.lower() if v and v.lower() in header else v) for k, v in col.items()}
+    col = _rule_columns(header)
     if col["lead_unit"] is None:
         raise ImportFileError(
             f"{Path(path).name}: missing required column lead_unit (主办单位); found: {', '.join(header)}"
@@ -155,50 +151,68 @@ def import_routing(
             session.delete(old)
         session.flush()
     for number, row in rows:
-
-        def cell(key: str, row: dict[str, str] = row) -> str:
-            name = col.get(key)
-            return row.get(name, "").strip() if name else ""
-
         try:
-            prio_text = cell("priority")
-            enabled_text = cell("enabled").lower()
-            if enabled_text and enabled_text not in _TRUE | _FALSE:
-                raise Invalid(f"enabled '{enabled_text}' is not yes/no")
-            body = RuleIn(
-                category_code=cell("category_code") or None,
-                area_code=cell("area_code") or None,
-                lead_unit=cell("lead_unit"),
-                assist_units=[u for u in _SPLIT.split(cell("assist_units")) if u],
-                priority=int(prio_text) if prio_text else 0,
-                enabled=enabled_text not in _FALSE,
-                note=cell("note") or None,
-            )
+            body = _rule_of_row(row, col)
             with session.begin_nested():
                 _check_rule(session, body)
-                existing = session.scalar(
-                    select(RoutingRuleRow).where(
-                        _eq(RoutingRuleRow.category_code, body.category_code),
-                        _eq(RoutingRuleRow.area_code, body.area_code),
-                        RoutingRuleRow.lead_unit == body.lead_unit,
-                    )
-                )
-                if existing is None:
-                    session.add(RoutingRuleRow(**body.model_dump(), updated_by=by, updated_at=now))
-                    report.count("created")
-                else:
-                    same = all(getattr(existing, k) == v for k, v in body.model_dump().items())
-                    if not same:
-                        for k, v in body.model_dump().items():
-                            setattr(existing, k, v)
-                        existing.updated_by, existing.updated_at = by, now
-                    report.count("skipped" if same else "updated")
+                report.count(_upsert_rule(session, body, by, now))
         except ValueError as e:  # pydantic's ValidationError and int() both are ValueErrors
             report.errors.append((number, _first_line(e)))
         except (NotFound, Invalid) as e:
             report.errors.append((number, e.message))
     session.flush()
     return report
+
+
+def _rule_columns(header: list[str]) -> dict[str, str | None]:
+    """The header name that holds each rule field (None: absent)."""
+    col = {
+        key: next((c for c in names if c.lower() in header or c in header), None)
+        for key, names in _RULE_COLUMNS.items()
+    }
+    return {k: (v.lower() if v and v.lower() in header else v) for k, v in col.items()}
+
+
+def _rule_of_row(row: dict[str, str], col: dict[str, str | None]) -> RuleIn:
+    """One row of the table as a rule; raises ValueError or Invalid for a bad cell."""
+
+    def cell(key: str) -> str:
+        name = col.get(key)
+        return row.get(name, "").strip() if name else ""
+
+    prio_text = cell("priority")
+    enabled_text = cell("enabled").lower()
+    if enabled_text and enabled_text not in _TRUE | _FALSE:
+        raise Invalid(f"enabled '{enabled_text}' is not yes/no")
+    return RuleIn(
+        category_code=cell("category_code") or None,
+        area_code=cell("area_code") or None,
+        lead_unit=cell("lead_unit"),
+        assist_units=[u for u in _SPLIT.split(cell("assist_units")) if u],
+        priority=int(prio_text) if prio_text else 0,
+        enabled=enabled_text not in _FALSE,
+        note=cell("note") or None,
+    )
+
+
+def _upsert_rule(session: Session, body: RuleIn, by: str, now: datetime) -> str:
+    """Add the rule, or update the one with the same category, area and lead unit: created | updated | skipped."""
+    existing = session.scalar(
+        select(RoutingRuleRow).where(
+            _eq(RoutingRuleRow.category_code, body.category_code),
+            _eq(RoutingRuleRow.area_code, body.area_code),
+            RoutingRuleRow.lead_unit == body.lead_unit,
+        )
+    )
+    if existing is None:
+        session.add(RoutingRuleRow(**body.model_dump(), updated_by=by, updated_at=now))
+        return "created"
+    same = all(getattr(existing, k) == v for k, v in body.model_dump().items())
+    if not same:
+        for k, v in body.model_dump().items():
+            setattr(existing, k, v)
+        existing.updated_by, existing.updated_at = by, now
+    return "skipped" if same else "updated"
 
 
 def _first_line(e: Exception) -> str:
@@ -317,7 +331,13 @@ def routing_corrections(
     if since is not None:
         q = q.where(TimelineEvent.at >= since)
     events = list(session.execute(q))
-    ticket_ids = sorted({e.ticket_id for e in events})
+    info = _category_and_area(session, sorted({e.ticket_id for e in events}))
+    dispatches, returns = _dispatch_history(events, info)
+    return [_correction_json(c) for c in suggest_corrections(returns, dispatches, **thresholds)]
+
+
+def _category_and_area(session: Session, ticket_ids: list[int]) -> dict[int, tuple[str | None, str | None]]:
+    """Each ticket's category and area codes."""
     info: dict[int, tuple[str | None, str | None]] = {}
     for chunk in chunks(ticket_ids, 900):
         rows = session.execute(
@@ -327,6 +347,14 @@ def routing_corrections(
             .where(Ticket.id.in_(chunk))
         )
         info.update({tid: (cat, area) for tid, cat, area in rows})
+    return info
+
+
+def _dispatch_history(
+    events: list[Any], info: dict[int, tuple[str | None, str | None]]
+) -> tuple[list[DispatchRecord], list[ReturnRecord]]:
+    """The dispatches (each unit, with the rule of an automatic one) and the returns, each with the unit that
+    signed as lead in the end."""
     dispatches: list[DispatchRecord] = []
     returned: list[tuple[str, str, str]] = []
     final: dict[str, str] = {}
@@ -351,22 +379,21 @@ def routing_corrections(
         elif e.action == "sign" and payload.get("unit") and payload.get("assignment_role", "lead") == "lead":
             final[tid] = payload["unit"]
     returns = [ReturnRecord(tid, unit, final.get(tid), reason) for tid, unit, reason in returned]
-    out = []
-    for c in suggest_corrections(returns, dispatches, **thresholds):
-        out.append(
-            {
-                "rule_id": c.rule_id,
-                "category_code": c.category_code,
-                "area_code": c.area_code,
-                "unit": c.unit_id,
-                "dispatches": c.dispatches,
-                "returns": c.returns,
-                "return_rate": round(c.return_rate, 4),
-                "suggested_unit": c.suggested_unit_id,
-                "suggested_share": round(c.suggested_share, 4),
-                "final_units": [list(x) for x in c.final_units],
-                "top_reasons": [list(x) for x in c.top_reasons],
-                "explanation": c.explanation,
-            }
-        )
-    return out
+    return dispatches, returns
+
+
+def _correction_json(c: RouteCorrection) -> dict[str, Any]:
+    return {
+        "rule_id": c.rule_id,
+        "category_code": c.category_code,
+        "area_code": c.area_code,
+        "unit": c.unit_id,
+        "dispatches": c.dispatches,
+        "returns": c.returns,
+        "return_rate": round(c.return_rate, 4),
+        "suggested_unit": c.suggested_unit_id,
+        "suggested_share": round(c.suggested_share, 4),
+        "final_units": [list(x) for x in c.final_units],
+        "top_reasons": [list(x) for x in c.top_reasons],
+        "explanation": c.explanation,
+    }

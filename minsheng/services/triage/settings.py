@@ -76,38 +76,50 @@ def check_setting(key: str, value: Any) -> Any:
             raise Invalid(f"{key} cannot be empty")
         return None
     if kind.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Invalid(f"{key} must be a number")
-        value = float(value)
-        if (
-            key
-            in (
-                "auto_threshold",
-                "default_threshold",
-                "repeat_threshold",
-                "repeat_strong",
-                "cluster_similarity",
-                "jurisdiction_min_confidence",
-            )
-            and not 0.0 <= value <= 1.0
-        ):
-            raise Invalid(f"{key} must be within 0..1")
-        if value < 0:
-            raise Invalid(f"{key} must not be negative")
-        if key in ("repeat_window_days", "cluster_window_days") and value <= 0:
-            raise Invalid(f"{key} must be positive")
-        top = _UPPER_BOUNDS.get(key)
-        if top is not None and value > top:
-            raise Invalid(f"{key} must be at most {top:g}")
-        return value
+        return _check_number(key, value)
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(f"{key} must be a whole number")
-        if key == "cluster_min_count" and not 2 <= value <= 10_000:
-            raise Invalid("cluster_min_count must be within 2..10000")
-        if key == "model_level" and value not in (1, 2, 3):
-            raise Invalid("model_level must be 1, 2 or 3")
-        return value
+        return _check_whole(key, value)
+    return _check_text(key, value)
+
+
+# Settings that are shares or similarities.
+_UNIT_INTERVAL = (
+    "auto_threshold",
+    "default_threshold",
+    "repeat_threshold",
+    "repeat_strong",
+    "cluster_similarity",
+    "jurisdiction_min_confidence",
+)
+
+
+def _check_number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"{key} must be a number")
+    value = float(value)
+    if key in _UNIT_INTERVAL and not 0.0 <= value <= 1.0:
+        raise Invalid(f"{key} must be within 0..1")
+    if value < 0:
+        raise Invalid(f"{key} must not be negative")
+    if key in ("repeat_window_days", "cluster_window_days") and value <= 0:
+        raise Invalid(f"{key} must be positive")
+    top = _UPPER_BOUNDS.get(key)
+    if top is not None and value > top:
+        raise Invalid(f"{key} must be at most {top:g}")
+    return value
+
+
+def _check_whole(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{key} must be a whole number")
+    if key == "cluster_min_count" and not 2 <= value <= 10_000:
+        raise Invalid("cluster_min_count must be within 2..10000")
+    if key == "model_level" and value not in (1, 2, 3):
+        raise Invalid("model_level must be 1, 2 or 3")
+    return value
+
+
+def _check_text(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise Invalid(f"{key} must be text")
     if key.endswith("area_level") and value not in _AREA_LEVELS:

@@ -118,28 +118,48 @@ def load_org(session: Session) -> OrgSnapshot:
         u.code: _UnitInfo(u.code, u.name, u.kind, u.active)
         for u in session.execute(select(Unit.code, Unit.name, Unit.kind, Unit.active))
     }
-    jurisdiction = None
-    if area_rows:
-        records = [
-            AreaRecord(
-                code=r.code,
-                name=r.name,
-                level=r.level,
-                parent_code=code_of.get(r.parent_id),
-                aliases=tuple(str(a) for a in (r.aliases or ()) if a),
-                polygon=r.polygon or None,
-            )
-            for r in area_rows
-        ]
-        places = [
-            PlaceRecord(str(p.id), p.name, code_of[p.area_id], p.kind or "", tuple(p.aliases or ()))
-            for p in session.scalars(select(Place))
-            if p.area_id in code_of
-        ]
-        try:
-            jurisdiction = Jurisdiction(records, places)
-        except ValueError as e:
-            log.warning("jurisdiction disabled: the area data is inconsistent: %s", e)
+    jurisdiction = _jurisdiction(session, area_rows, code_of) if area_rows else None
+    rules, skipped, area_specific = _routing_rules(session, units)
+    table = RoutingTable(
+        rules,
+        {c: n.parent for c, n in categories.items()},
+        {c: n.parent for c, n in areas.items()},
+    )
+    return OrgSnapshot(
+        areas, categories, units, jurisdiction, table, area_specific, fingerprint(session), skipped
+    )
+
+
+def _jurisdiction(session: Session, area_rows: list[Any], code_of: dict[int, str]) -> Jurisdiction | None:
+    """The gazetteer and polygon index of the areas and named places; None when the area data is inconsistent."""
+    records = [
+        AreaRecord(
+            code=r.code,
+            name=r.name,
+            level=r.level,
+            parent_code=code_of.get(r.parent_id),
+            aliases=tuple(str(a) for a in (r.aliases or ()) if a),
+            polygon=r.polygon or None,
+        )
+        for r in area_rows
+    ]
+    places = [
+        PlaceRecord(str(p.id), p.name, code_of[p.area_id], p.kind or "", tuple(p.aliases or ()))
+        for p in session.scalars(select(Place))
+        if p.area_id in code_of
+    ]
+    try:
+        return Jurisdiction(records, places)
+    except ValueError as e:
+        log.warning("jurisdiction disabled: the area data is inconsistent: %s", e)
+        return None
+
+
+def _routing_rules(
+    session: Session, units: dict[str, _UnitInfo]
+) -> tuple[list[RoutingRule], list[str], set[str | None]]:
+    """The enabled rules, the ids of those skipped (their lead unit cannot take a dispatch), and the categories
+    (None: any) that have at least one area-specific rule."""
     rules: list[RoutingRule] = []
     skipped: list[str] = []
     area_specific: set[str | None] = set()
@@ -165,11 +185,4 @@ def load_org(session: Session) -> OrgSnapshot:
         )
         if row.area_code is not None:
             area_specific.add(row.category_code)
-    table = RoutingTable(
-        rules,
-        {c: n.parent for c, n in categories.items()},
-        {c: n.parent for c, n in areas.items()},
-    )
-    return OrgSnapshot(
-        areas, categories, units, jurisdiction, table, area_specific, fingerprint(session), skipped
-    )
+    return rules, skipped, area_specific
