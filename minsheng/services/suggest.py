@@ -6,8 +6,6 @@ answers come from ``minsheng.services.kb`` when that part is installed, looked u
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minsheng.domain.masking import mask_phone
+from minsheng.services import kb
 from minsheng.services.errors import Invalid
 from minsheng.services.schemas import PHONE_RE
 from minsheng.storage.models import Ticket
@@ -111,17 +110,13 @@ def earlier_tickets(session: Session, phone: str | None, limit: int = MAX_EARLIE
 
 
 def answers(session: Session, text: str, limit: int = MAX_ANSWERS) -> list[dict[str, Any]]:
-    """Knowledge-base answers for the text, when the knowledge base is installed; else an empty list."""
-    if not text or importlib.util.find_spec("minsheng.services.kb") is None:
-        return []
-    kb = importlib.import_module("minsheng.services.kb")
-    search = getattr(kb, "search", None)
-    if search is None:
+    """Knowledge-base answers for the text (none when the search fails)."""
+    if not text:
         return []
     try:
         # A savepoint: a failed full-text query must not poison the caller's transaction on PostgreSQL.
         with session.begin_nested():
-            found = search(session, text[:200], limit=limit)
+            found = kb.search(session, text[:200], limit=limit)
     except Exception as e:
         log.warning("knowledge-base search failed: %s", e)
         return []

@@ -168,7 +168,7 @@ class FakeClassifier:
         top = [(self.label, self.confidence), *[(c, rest) for c in others]]
         return [FakePrediction(self.label, self.confidence, top) for _ in texts]
 
-    def explain(self, text: str) -> list[tuple[str, float]]:
+    def explain(self, text: str, *, label: str | None = None) -> list[tuple[str, float]]:
         return [("假", 0.5)]
 
 
