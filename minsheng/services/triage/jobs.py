@@ -2,11 +2,9 @@
 transaction and answers; this module takes the jobs up, oldest first, and applies the decision intake would have
 made (category, area, kind, urgency, explanation, cluster notes, automatic dispatch by the system).
 
-Why: the analysis costs more CPU than storing the ticket. Taken inline, every intake pays for it before it is
-answered, and a burst of calls (a water main bursts and a district calls at once) queues behind the analysis. Taken
-off the intake path, the hotline answers at the rate it can store, and triage follows moments later: in the web
-process's own thread (which yields to intake for up to ``triage_max_lag_seconds``), or in `minsheng worker run`
-processes on other machines, sharing the jobs through PostgreSQL's ``FOR UPDATE SKIP LOCKED``.
+Why: the analysis costs more CPU than storing the ticket, so a burst of calls is answered at the rate tickets can
+be stored and triaged moments later (docs/TRIAGE.md): by the web process's own thread (`TriageWorker`, which yields
+to intake for up to ``triage_max_lag_seconds``), or by `minsheng worker run` processes sharing the jobs.
 
 Exactly once: a job row is deleted in the transaction that applies its decision. On PostgreSQL a batch is
 claimed with ``SKIP LOCKED`` and analysed inside its transaction (only the job and ticket rows are locked). On

@@ -36,8 +36,8 @@ class TriageConfig:
     # How far before the last read to look again: a ticket's created_at is stamped before its transaction
     # commits. (A ticket waiting for deferred triage is looked for again until it has been triaged.)
     recent_sync_margin_seconds: float = 30.0
-    # Between those reads, intake looks at the newest tickets of other processes at most this often (a flood over
-    # two processes lost a third of its throughput when every call looked).
+    # Between those reads, intake looks at the newest tickets of other processes at most this often (looking at
+    # every call costs a flood over several processes much of its throughput: docs/TRIAGE.md).
     fresh_look_seconds: float = 0.1
     model_level: int = 3
 
@@ -53,9 +53,8 @@ _CONFIG_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(TriageConfi
 _AREA_LEVELS = ("city", "district", "street", "community", "grid")
 
 
-# Beyond these, windows and periods leave what dates and timers can hold (a window of 1e300 days overflows the
-# runtime's reload after the setting is stored) and no hotline means them: ten years of history, one day of
-# waiting.
+# Beyond these, windows and periods leave what dates and timers can hold, and no hotline means them: ten years of
+# history, one day of waiting.
 _UPPER_BOUNDS: dict[str, float] = {
     "repeat_window_days": 3650.0,
     "cluster_window_days": 3650.0,

@@ -64,12 +64,10 @@ class RecentSync:
     def _read_fresh(self, session: Session, ticket: Ticket, batch: RepeatIndex | None) -> None:
         """Take the tickets other processes stored since this one last read theirs into ``recent.fresh``.
 
-        `catch_up` reads them only every ``recent_sync_seconds``, but a burst main or a power cut brings calls
-        seconds apart, spread over every API process: without this look, each process would miss the calls the
-        others took in the last two seconds. Ids come from a sequence, so the newest ids are the unseen ones; the
-        look reads at most `_FRESH_LIMIT` of them (after a bulk import the next `catch_up` reads the rest), at most
-        every ``fresh_look_seconds``, and computes the signature of those it meets for the first time only; in one
-        process there are none.
+        Between two `catch_up` reads, calls seconds apart on other processes would be missed. Ids come from a
+        sequence, so the newest ids are the unseen ones: the look lists at most `_FRESH_LIMIT` of them (the next
+        `catch_up` reads the rest), at most every ``fresh_look_seconds``, and computes the signature of each one
+        once; in one process there are none. docs/TRIAGE.md says why it is made this way.
         """
         if time.monotonic() - self._fresh_checked < self.config.fresh_look_seconds:
             return
@@ -99,15 +97,10 @@ class RecentSync:
         self, session: Session, ticket: Ticket, batch: RepeatIndex | None, recent: RecentTickets
     ) -> list[int]:
         """Ids above the last look's highest that ``recent`` lacks, less what this transaction holds."""
-        # In the intake transaction: a session of its own cost three times as much on PostgreSQL (a checkout
-        # with its ping, BEGIN, ROLLBACK). So what this transaction holds uncommitted is left out by name: the
-        # ticket itself, tickets earlier in the batch, and tickets whose deferred-triage jobs it has claimed; a
-        # ticket another process leaves waiting for deferred triage is compared after the next `catch_up`. The
-        # list is ids and numbers only, a range of the primary key; in one process that is all there is to read.
-        # It starts above the highest id the last look listed: relisting the last two seconds at every intake
-        # was much of what a flood over two processes lost (BENCHMARKS.md). A ticket whose id was given before
-        # that look but which committed after it is left to the next `catch_up`, as is the middle of a burst of
-        # more than `_FRESH_LIMIT`.
+        # Read in the intake transaction (cheaper than a session of its own), so what it holds uncommitted is left
+        # out by name: the ticket itself, tickets earlier in the batch, and those whose deferred-triage jobs it
+        # claimed. Ids and numbers only, from above the highest id the last look listed; a ticket committed
+        # after that look under an older id is left to the next `catch_up`.
         claimed: set[int] = session.info.get(CLAIMED_KEY) or set()
         listed = session.execute(
             select(Ticket.id, Ticket.number)
@@ -144,7 +137,8 @@ class RecentSync:
     def catch_up(self, *, force: bool = False) -> int:
         """Index the tickets other processes took since the last look; returns how many.
 
-        Throttled to once per ``recent_sync_seconds`` (unless ``force``), and skipped while another thread of this process is at it.
+        Throttled to once per ``recent_sync_seconds`` (unless ``force``), and skipped while another thread of this
+        process is at it.
         Tickets whose deferred triage is still pending are left for a later look: their area is not known yet.
         A cluster that the new tickets complete is stored at once (once per cluster: `record_cluster`).
         """
