@@ -231,7 +231,7 @@ def train_demo_model(
     db: Database, model_dir: Path, now: datetime, *, level: int = DEMO_MODEL_LEVEL
 ) -> tuple[Path, dict[str, Any]]:
     """Train the classifier on the seeded history into ``model_dir/versions/<version>`` and point ``CURRENT``
-    at it: the layout :func:`~minsheng.services.triage_service.retrain` keeps, so a retrain from the admin
+    at it: the layout :func:`~minsheng.services.triage.training.retrain` keeps, so a retrain from the admin
     pages adds a version next to it. Returns (version directory, training record)."""
     version = now.strftime("demo-%Y%m%d%H%M%S")
     target = Path(model_dir) / "versions" / version
