@@ -409,3 +409,114 @@ def _password_matches(password_hash: str, password: str) -> bool:
         return PasswordHasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# ----------------------------------------------------------------------------------------------------- reads
+# What the API lists and the pages offer in their forms and maps; every query bounded or over a small table.
+
+
+def list_areas(
+    session: Session, *, level: str | None = None, parent: str | None = None, limit: int = 1000
+) -> list[Area]:
+    """Areas by code, of one level and/or under one parent (by code: an unknown parent lists nothing)."""
+    q = select(Area).order_by(Area.code).limit(limit)
+    if level:
+        q = q.where(Area.level == level)
+    if parent:
+        pid = session.scalar(select(Area.id).where(Area.code == parent))
+        q = q.where(Area.parent_id == pid)
+    return list(session.scalars(q))
+
+
+def list_categories(session: Session) -> list[Category]:
+    """The whole category tree, parents before their children (by path)."""
+    return list(session.scalars(select(Category).order_by(Category.path)))
+
+
+def list_units(session: Session) -> list[Unit]:
+    return list(session.scalars(select(Unit).order_by(Unit.code)))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def category_names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(
+        session.execute(select(Category.id, Category.name).where(Category.id.in_(ids))).tuples().all()
+    )
+
+
+def category_code(session: Session, category_id: int) -> str | None:
+    return session.scalar(select(Category.code).where(Category.id == category_id))
+
+
+def category_options(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)).all()
+    return [{"code": c.code, "name": c.name, "level": c.level} for c in rows]
+
+
+def area_options(session: Session) -> list[dict[str, Any]]:
+    # Districts and streets: communities and grids are found from the address or the map point, not a list.
+    levels = [AreaLevel.CITY.value, AreaLevel.DISTRICT.value, AreaLevel.STREET.value]
+    rows = session.scalars(select(Area).where(Area.level.in_(levels)).order_by(Area.path).limit(2000)).all()
+    return [{"code": a.code, "name": a.name, "level": a.level} for a in rows]
+
+
+def unit_options(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Unit).where(Unit.active.is_(True), Unit.kind != UnitKind.EXTERNAL.value).order_by(Unit.code)
+    ).all()
+    return [{"code": u.code, "name": u.name, "kind": u.kind} for u in rows]
+
+
+def area_geojson(session: Session, level: str | None = None, limit: int = 3000) -> dict[str, Any]:
+    """The areas that have polygons as a GeoJSON FeatureCollection for `echarts.registerMap`."""
+    q = select(Area.code, Area.name, Area.level, Area.polygon).where(Area.polygon.is_not(None))
+    if level:
+        q = q.where(Area.level == level)
+    feats = [
+        {"type": "Feature", "properties": {"name": name, "code": code, "level": lvl}, "geometry": poly}
+        for code, name, lvl, poly in session.execute(q.limit(limit)).tuples()
+        if poly
+    ]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def map_level(session: Session) -> str | None:
+    """The finest level that still gives a readable city map: districts, else streets, else none."""
+    for level in (AreaLevel.DISTRICT.value, AreaLevel.STREET.value):
+        if session.scalar(select(Area.id).where(Area.level == level, Area.polygon.is_not(None)).limit(1)):
+            return level
+    return None
+
+
+def city_map(session: Session) -> dict[str, Any] | None:
+    """The city map the pages draw (areas of `map_level`), or None when no area has a shape."""
+    level = map_level(session)
+    return area_geojson(session, level) if level else None
+
+
+def area_paths(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(Area.id, Area.path).where(Area.id.in_(ids))).tuples().all())
+
+
+def area_names_at(session: Session, level: str) -> dict[str, str]:
+    """Code → name of the areas of one level (the map's)."""
+    return dict(session.execute(select(Area.code, Area.name).where(Area.level == level)).tuples().all())
+
+
+def unit_names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids))).tuples().all())
+
+
+def on_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Call `fn` once this session's transaction has committed (never on a rollback): a change to routing rules,
+    places or triage settings reloads this process's snapshot of the organisation only once it is stored."""
+    event.listen(session, "after_commit", lambda _s: fn(), once=True)
