@@ -14,24 +14,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from minsheng.bootstrap import Platform
 from minsheng.domain.roles import STAFF_ROLES, Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.http.uow import UnitOfWorkRoute
-from minsheng.services import importing, org
+from minsheng.services import admin_views, importing, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
-from minsheng.storage.models import Area, Base, Category, Unit, User
-from minsheng.web import core, views
+from minsheng.web import core
 from minsheng.web.core import FormDep, StateDep
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
-LIMIT = 500
 # The columns' widths: a longer value would fail in the database (PostgreSQL) rather than next to the field.
 MAX_LENGTHS = {"name": 100, "display_name": 64, "phone": 32, "leader_name": 50, "password": 200}
 
@@ -61,12 +58,9 @@ KINDS: dict[str, dict[str, Any]] = {
 @router.get("/admin")
 def admin_index(request: Request, state: StateDep, user: AdminUser) -> Response:
     sections = []
-    tables = Base.metadata.tables
     with core.read_tx(state) as session:
         for label, name, api in PROVIDED:
-            table: Table = tables[name]
-            cols = [c.name for c in table.columns][:8]
-            rows = [list(r)[:8] for r in session.execute(select(table).limit(50))]
+            cols, rows = admin_views.glimpse(session, name)
             sections.append({"label": label, "api": api, "table": name, "cols": cols, "rows": rows})
     ctx = {"sections": sections, "kinds": KINDS, "triage": _triage_status(state)}
     return core.render(request, "admin/index.html", ctx, user=user)
@@ -113,94 +107,16 @@ def _triage_status(state: Platform) -> list[tuple[str, str]] | None:
     ]
 
 
-def _rows(session: Session, kind: str, request: Request) -> list[dict[str, Any]]:
-    if kind == "areas":
-        level = request.query_params.get("level")
-        q = select(Area).order_by(Area.path).limit(LIMIT)
-        if level in AreaLevel.values():
-            q = q.where(Area.level == level)
-        areas = session.scalars(q).all()
-        codes = dict(
-            session.execute(
-                select(Area.id, Area.code).where(Area.id.in_({a.parent_id for a in areas if a.parent_id}))
-            )
-            .tuples()
-            .all()
-        )
-        return [
-            {
-                "code": a.code,
-                "name": a.name,
-                "level": core.LABELS["level"].get(a.level, a.level),
-                "parent_code": codes.get(a.parent_id or 0, ""),
-                "lat": a.lat,
-                "lon": a.lon,
-                "depth": a.path.count("/") - 2,
-            }
-            for a in areas
-        ]
-    if kind == "units":
-        units = session.scalars(select(Unit).order_by(Unit.code).limit(LIMIT)).all()
-        ucodes = {u.id: u.code for u in units}
-        acodes = dict(
-            session.execute(
-                select(Area.id, Area.code).where(Area.id.in_({u.area_id for u in units if u.area_id}))
-            )
-            .tuples()
-            .all()
-        )
-        return [
-            {
-                "code": u.code,
-                "name": u.name,
-                "kind": core.LABELS["unit_kind"].get(u.kind, u.kind),
-                "parent_code": ucodes.get(u.parent_id or 0, ""),
-                "area_code": acodes.get(u.area_id or 0, ""),
-                "duty_tier": u.duty_tier,
-                "phone": u.phone,
-                "leader_name": u.leader_name,
-            }
-            for u in units
-        ]
-    if kind == "users":
-        users = session.scalars(select(User).order_by(User.username).limit(LIMIT)).all()
-        return [
-            {
-                "username": u.username,
-                "display_name": u.display_name,
-                "role": core.LABELS["role"].get(u.role, u.role),
-                "unit_code": u.unit.code if u.unit else "",
-                "phone": u.phone,
-                "active": "是" if u.active else "否",
-            }
-            for u in users
-        ]
-    cats = session.scalars(select(Category).order_by(Category.path).limit(2000)).all()
-    ccodes = {c.id: c.code for c in cats}
-    return [
-        {
-            "code": c.code,
-            "name": c.name,
-            "level": c.level,
-            "parent_code": ccodes.get(c.parent_id or 0, ""),
-            "active": "是" if c.active else "否",
-            "depth": c.level - 1,
-        }
-        for c in cats
-    ]
-
-
 def _page(request: Request, state: Any, user: Principal, kind: str, **extra: Any) -> Response:
     with core.read_tx(state) as session:
         ctx: dict[str, Any] = {
             "kind": kind,
             "spec": KINDS[kind],
             "kinds": KINDS,
-            "rows": _rows(session, kind, request),
+            "rows": admin_views.listed(session, kind, level=request.query_params.get("level")),
         }
         if kind == "areas":
-            level = views.map_level(session)
-            ctx["geo"] = views.area_geojson(session, level) if level else None
+            ctx["geo"] = org.city_map(session)
             ctx["levels"] = [(lv.value, lv.label) for lv in AreaLevel]
         ctx["unit_kinds"] = [(k.value, k.label) for k in UnitKind]
         ctx["roles"] = [(r.value, r.label) for r in Role if r in STAFF_ROLES]
@@ -341,7 +257,7 @@ def admin_export(request: Request, state: StateDep, user: AdminUser, kind: str) 
     fmt = request.query_params.get("format", "csv")
     cols = KINDS[kind]["columns"]
     with core.read_tx(state) as session:
-        rows = _export_rows(session, kind)
+        rows = admin_views.exported(session, kind)
     if fmt == "xlsx":
         from openpyxl import Workbook
 
@@ -370,65 +286,6 @@ def admin_export(request: Request, state: StateDep, user: AdminUser, kind: str) 
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
     )
-
-
-def _export_rows(session: Session, kind: str) -> list[dict[str, Any]]:
-    """Rows with the importers' column names and raw values, so an export can be imported again."""
-    if kind == "areas":
-        areas = session.scalars(select(Area).order_by(Area.path)).all()
-        codes = {a.id: a.code for a in areas}
-        return [
-            {
-                "code": a.code,
-                "name": a.name,
-                "level": a.level,
-                "parent_code": codes.get(a.parent_id or 0),
-                "lat": a.lat,
-                "lon": a.lon,
-            }
-            for a in areas
-        ]
-    if kind == "units":
-        units = session.scalars(select(Unit).order_by(Unit.code)).all()
-        ucodes = {u.id: u.code for u in units}
-        acodes = dict(session.execute(select(Area.id, Area.code)).tuples().all())
-        return [
-            {
-                "code": u.code,
-                "name": u.name,
-                "kind": u.kind,
-                "parent_code": ucodes.get(u.parent_id or 0),
-                "area_code": acodes.get(u.area_id or 0),
-                "duty_tier": u.duty_tier,
-                "phone": u.phone,
-                "leader_name": u.leader_name,
-            }
-            for u in units
-        ]
-    if kind == "users":
-        return [
-            {
-                "username": u.username,
-                "display_name": u.display_name,
-                "role": u.role,
-                "unit_code": u.unit.code if u.unit else None,
-                "phone": u.phone,
-                "active": u.active,
-            }
-            for u in session.scalars(select(User).order_by(User.username))
-        ]
-    cats = session.scalars(select(Category).order_by(Category.path)).all()
-    ccodes = {c.id: c.code for c in cats}
-    return [
-        {
-            "code": c.code,
-            "name": c.name,
-            "level": c.level,
-            "parent_code": ccodes.get(c.parent_id or 0),
-            "active": c.active,
-        }
-        for c in cats
-    ]
 
 
 @router.get("/admin/")
