@@ -8,17 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from minsheng.domain.roles import Role
 from minsheng.http.common import SmallIdPath
 from minsheng.http.uow import UnitOfWorkRoute
-from minsheng.services import kb
+from minsheng.services import kb, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.services.schemas import MAX_SMALL_ID
-from minsheng.storage.models import Category
-from minsheng.web import core, views
+from minsheng.web import core
 from minsheng.web.core import FormDep, StateDep
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
@@ -53,24 +51,17 @@ def _page(request: Request, state: Any, user: Principal, **extra: Any) -> Respon
     q = (request.query_params.get("q") or "").strip()[:100]
     with core.read_tx(state) as session:
         rows = kb.search(session, q, limit=30) if q else kb.latest(session, limit=50)
-        ids = {e.category_id for e in rows if e.category_id}
-        cats = dict(
-            session.execute(select(Category.id, Category.name).where(Category.id.in_(ids))).tuples().all()
-        )
+        cats = org.category_names(session, {e.category_id for e in rows if e.category_id})
         ctx: dict[str, Any] = {
             "items": [_entry(e, cats) for e in rows],
             "q": q,
             "kinds": kb.KINDS,
-            "categories": views.category_options(session) if user.role is Role.ADMIN else [],
+            "categories": org.category_options(session) if user.role is Role.ADMIN else [],
         }
         edit_id = _entry_id(request.query_params.get("edit"))
         if edit_id is not None and user.role is Role.ADMIN and "values" not in extra:
             e = kb.get(session, edit_id)
-            code = (
-                session.scalar(select(Category.code).where(Category.id == e.category_id))
-                if e.category_id
-                else ""
-            )
+            code = org.category_code(session, e.category_id) if e.category_id else ""
             ctx["values"] = {
                 "kind": e.kind,
                 "title": e.title,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import Field
-from sqlalchemy import select
 
 from minsheng.api.deps import CurrentUser, StateDep, require_roles
 from minsheng.domain.roles import Role
@@ -14,7 +13,9 @@ from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import org
 from minsheng.services.schemas import CODE_RE, Checked
-from minsheng.storage.models import Area, Category, Unit, User
+
+if TYPE_CHECKING:
+    from minsheng.storage.models import Area
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1", tags=["organisation"])
 AdminOnly = require_roles(Role.ADMIN)
@@ -76,13 +77,8 @@ def list_areas(
     parent: Annotated[str | None, Query(pattern=CODE_RE)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[dict[str, Any]]:
-    q = select(Area).order_by(Area.code).limit(limit)
-    if level:
-        q = q.where(Area.level == level.value)
-    if parent:
-        pid = session.scalar(select(Area.id).where(Area.code == parent))
-        q = q.where(Area.parent_id == pid)
-    return [area_json(a) for a in session.scalars(q)]
+    areas = org.list_areas(session, level=level.value if level else None, parent=parent, limit=limit)
+    return [area_json(a) for a in areas]
 
 
 @router.post("/areas", status_code=201, dependencies=[AdminOnly])
@@ -102,7 +98,7 @@ def create_area(session: WriteSession, body: AreaIn) -> dict[str, Any]:
 
 @router.get("/categories")
 def list_categories(session: ReadSession, user: CurrentUser) -> list[dict[str, Any]]:
-    cats = list(session.scalars(select(Category).order_by(Category.path)))
+    cats = org.list_categories(session)
     by_id = {c.id: c for c in cats}
     return [
         {
@@ -124,7 +120,7 @@ def create_category(session: WriteSession, body: CategoryIn) -> dict[str, Any]:
 
 @router.get("/units")
 def list_units(session: ReadSession, user: CurrentUser) -> list[dict[str, Any]]:
-    units = list(session.scalars(select(Unit).order_by(Unit.code)))
+    units = org.list_units(session)
     return [
         {
             "code": u.code,
@@ -165,7 +161,7 @@ def list_users(session: ReadSession) -> list[dict[str, Any]]:
             "unit_code": u.unit.code if u.unit else None,
             "active": u.active,
         }
-        for u in session.scalars(select(User).order_by(User.username))
+        for u in org.list_users(session)
     ]
 
 

@@ -18,12 +18,12 @@ from pydantic import Field, field_validator
 from minsheng.api.deps import CurrentUser, SmallIdPath, StateDep, require_roles
 from minsheng.domain.roles import Role
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
+from minsheng.services import org, places
 from minsheng.services import schemas as s
 from minsheng.services.errors import Invalid
 from minsheng.services.suggest import suggest
 from minsheng.services.triage import analysis, clusters, routing_admin, status, training
 from minsheng.services.triage import settings as triage_settings
-from minsheng.storage.triage_tables import Place
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/triage", tags=["triage"])
 AdminOnly = require_roles(Role.ADMIN)
@@ -31,12 +31,6 @@ Desk = require_roles(Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN
 Oversight = require_roles(Role.DISPATCHER, Role.SUPERVISOR, Role.LEADER, Role.ADMIN)
 MAX_UPLOAD = 5 * 1024 * 1024
 MAX_OFFSET = 1_000_000  # a database driver refuses offsets beyond 64 bits; no list is this long
-
-
-def _after_commit(session: Any, fn: Any) -> None:
-    from sqlalchemy import event
-
-    event.listen(session, "after_commit", lambda _s: fn(), once=True)
 
 
 # ------------------------------------------------------------------------------------------------ routing rules
@@ -65,7 +59,7 @@ def create_rule(
     state: StateDep, session: WriteSession, user: CurrentUser, body: routing_admin.RuleIn
 ) -> dict[str, Any]:
     row = routing_admin.create_rule(session, body, user.username, state.clock.now())
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
     return routing_admin.rule_json(row)
 
 
@@ -78,14 +72,14 @@ def update_rule(
     body: routing_admin.RuleIn,
 ) -> dict[str, Any]:
     row = routing_admin.update_rule(session, rule_id, body, user.username, state.clock.now())
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
     return routing_admin.rule_json(row)
 
 
 @router.delete("/rules/{rule_id}", status_code=204, dependencies=[AdminOnly])
 def delete_rule(state: StateDep, session: WriteSession, rule_id: SmallIdPath) -> None:
     routing_admin.delete_rule(session, rule_id)
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
 
 
 @router.post("/rules/import", dependencies=[AdminOnly])
@@ -109,7 +103,7 @@ def import_rules(
         report = routing_admin.import_routing(
             session, path, state.clock.now(), replace=replace, by=user.username
         )
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
     return {
         "created": report.created,
         "updated": report.updated,
@@ -150,35 +144,13 @@ def list_places(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from minsheng.storage.models import Area
-
-    rows = session.execute(
-        select(Place, Area.code)
-        .join(Area, Area.id == Place.area_id)
-        .order_by(Place.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return [
-        {
-            "id": p.id,
-            "name": p.name,
-            "area_code": code,
-            "kind": p.kind,
-            "aliases": p.aliases,
-            "lat": p.lat,
-            "lon": p.lon,
-        }
-        for p, code in rows
-    ]
+    return places.list_places(session, limit=limit, offset=offset)
 
 
 @router.post("/places", status_code=201, dependencies=[AdminOnly])
 def create_place(state: StateDep, session: WriteSession, body: routing_admin.PlaceIn) -> dict[str, Any]:
     p = routing_admin.create_place(session, body)
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
     return {"id": p.id, "name": p.name, "area_code": body.area_code}
 
 
@@ -208,14 +180,14 @@ def put_setting(
     state: StateDep, session: WriteSession, user: CurrentUser, key: str, body: SettingIn
 ) -> dict[str, Any]:
     value = triage_settings.write_setting(session, key, body.value, user.username, state.clock.now())
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
     return {"key": key, "value": value}
 
 
 @router.delete("/settings/{key}", status_code=204, dependencies=[AdminOnly])
 def delete_setting(state: StateDep, session: WriteSession, key: str) -> None:
     triage_settings.delete_setting(session, key)
-    _after_commit(session, state.triage.reload_org)
+    org.on_commit(session, state.triage.reload_org)
 
 
 @router.post("/reload", dependencies=[AdminOnly])
