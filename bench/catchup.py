@@ -40,7 +40,7 @@ from minsheng.services.tickets import TicketEngine
 from minsheng.services.triage.runtime import TriageRuntime
 from minsheng.services.triage.settings import TriageConfig
 from minsheng.storage.db import open_database
-from minsheng.storage.triage_tables import ClusterWarningRow
+from minsheng.storage.triage_tables import ClusterWarning
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(seconds=30)
@@ -82,7 +82,7 @@ def run(backend: str, sizes: list[int], repeat: int, tmp: Path) -> list[dict[str
             got = first.catch_up(force=True)
             first_ms = (time.perf_counter() - t) * 1000
             with first.db.read_sessions() as session:
-                stored = session.scalar(select(func.count()).select_from(ClusterWarningRow)) or 0
+                stored = session.scalar(select(func.count()).select_from(ClusterWarning)) or 0
             t = time.perf_counter()
             got_later = rt.catch_up(force=True)
             new_ms = (time.perf_counter() - t) * 1000

@@ -43,7 +43,7 @@ from minsheng.services.triage.runtime import TriageRuntime
 from minsheng.storage.db import open_database
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import TimelineEvent
-from minsheng.storage.triage_tables import ClusterWarningRow
+from minsheng.storage.triage_tables import ClusterWarning
 from tests.integration.triage.conftest import FakeClassifier, build_city
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -119,8 +119,8 @@ def _take(url: str, tmp: Path, n: int, flood: bool) -> dict[str, Any]:
             select(TimelineEvent.payload).where(TimelineEvent.action == "cluster_warning")
         )
         note_bytes = sum(len(json.dumps(p, ensure_ascii=False).encode()) for p in payloads)
-        clusters = session.scalar(select(func.count()).select_from(ClusterWarningRow)) or 0
-        members = session.scalar(select(func.max(ClusterWarningRow.member_count))) or 0
+        clusters = session.scalar(select(func.count()).select_from(ClusterWarning)) or 0
+        members = session.scalar(select(func.max(ClusterWarning.member_count))) or 0
     db.dispose()
     k = max(1, n // 10)
     return {

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from minsheng.storage.models import Base, BigId
 
 
-class RoutingRuleRow(Base):
+class RoutingRule(Base):
     """One row of the routing table: category × area → lead unit and assisting units (None means "any")."""
 
     __tablename__ = "routing_rules"
@@ -48,7 +48,7 @@ class Place(Base):
     lon: Mapped[float | None] = mapped_column(Float)
 
 
-class ClusterWarningRow(Base):
+class ClusterWarning(Base):
     """一类事预警: similar tickets of one area within a short period, raised once per cluster."""
 
     __tablename__ = "cluster_warnings"

@@ -40,7 +40,7 @@ from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database, open_database
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Area, Assignment, Category, Ticket, TimelineEvent, Unit, User
-from minsheng.storage.triage_tables import Place, RoutingRuleRow
+from minsheng.storage.triage_tables import Place, RoutingRule
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
 
 NOW = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
@@ -174,7 +174,7 @@ def test_places_routes_and_the_knowledge_base_are_stored(db: Database, seeded: S
     assert seeded.kb_entries == len(entries()) >= 60
     with reading(db) as s:
         assert s.scalar(select(func.count()).select_from(Place)) == len(city.places)
-        assert s.scalar(select(func.count()).select_from(RoutingRuleRow)) == len(city.routing)
+        assert s.scalar(select(func.count()).select_from(RoutingRule)) == len(city.routing)
         # Each place lies in the grid that holds its point, for the gazetteer to resolve down to the grid.
         place = city.places[0]
         area = s.scalar(

@@ -16,8 +16,9 @@ from minsheng.services.tickets import TicketEngine
 from minsheng.services.triage.snapshot import OrgSnapshot
 from minsheng.services.triage.sql import chunks
 from minsheng.storage import dialect
+from minsheng.storage import triage_tables as tables
 from minsheng.storage.models import Ticket, User
-from minsheng.storage.triage_tables import ClusterKey, ClusterMember, ClusterWarningRow
+from minsheng.storage.triage_tables import ClusterKey, ClusterMember
 from minsheng.triage.clusters import ClusterWarning
 
 SYSTEM_NAME = "智能分拨"
@@ -30,7 +31,7 @@ def record_cluster(
     current: Ticket,
     now: datetime,
     org: OrgSnapshot,
-) -> ClusterWarningRow | None:
+) -> tables.ClusterWarning | None:
     """Store a cluster warning once and put it on the member tickets' timelines.
 
     A new cluster puts one ``cluster_warning`` event on every member and tells the supervisors; a ticket joining
@@ -48,11 +49,11 @@ def record_cluster(
     new_id = _insert_new(session, w, now)
     if new_id is None:
         # Another transaction stored it between our look and our insert: the members it lacks join it.
-        row = session.scalar(select(ClusterWarningRow).where(ClusterWarningRow.key == w.key))
+        row = session.scalar(select(tables.ClusterWarning).where(tables.ClusterWarning.key == w.key))
         return None if row is None else _join(session, engine, row, w, w.member_ticket_ids, current, now, org)
     _add_key(session, w.key, new_id)
     members = _add_members(session, new_id, w.member_ticket_ids)
-    row = session.get_one(ClusterWarningRow, new_id)
+    row = session.get_one(tables.ClusterWarning, new_id)
     row.member_count = len(members)
     _note(session, engine, _lock_members(session, current, members), row, members, now, org, joined=False)
     _notify_supervisors(session, row, members, current, now, org)
@@ -62,7 +63,7 @@ def record_cluster(
 def _insert_new(session: Session, w: ClusterWarning, now: datetime) -> int | None:
     """Store ``w`` as a new cluster without members; None when another transaction stored its key first."""
     ins = (
-        dialect.insert(session)(ClusterWarningRow)
+        dialect.insert(session)(tables.ClusterWarning)
         .values(
             key=w.key,
             category_code=w.category_code,
@@ -77,28 +78,30 @@ def _insert_new(session: Session, w: ClusterWarning, now: datetime) -> int | Non
         .on_conflict_do_nothing(index_elements=["key"])
     )
     # RETURNING rather than rowcount: drivers disagree on rowcount for INSERT … ON CONFLICT DO NOTHING.
-    new_id: int | None = session.scalar(ins.returning(ClusterWarningRow.id))
+    new_id: int | None = session.scalar(ins.returning(tables.ClusterWarning.id))
     return new_id
 
 
 def _join(
     session: Session,
     engine: TicketEngine,
-    row: ClusterWarningRow,
+    row: tables.ClusterWarning,
     w: ClusterWarning,
     candidates: Sequence[str],
     current: Ticket,
     now: datetime,
     org: OrgSnapshot,
-) -> ClusterWarningRow:
+) -> tables.ClusterWarning:
     """The candidates the stored cluster lacks join it, each with a note (usually just ``current``; more when
     this process saw tickets the row lacks)."""
     joining = _add_members(session, row.id, candidates)
     if not joining:
         return row
     # Expressions, not values read earlier: another process may be adding members to the same cluster.
-    row.member_count = ClusterWarningRow.member_count + len(joining)
-    row.last_at = case((ClusterWarningRow.last_at < w.last_at, w.last_at), else_=ClusterWarningRow.last_at)
+    row.member_count = tables.ClusterWarning.member_count + len(joining)
+    row.last_at = case(
+        (tables.ClusterWarning.last_at < w.last_at, w.last_at), else_=tables.ClusterWarning.last_at
+    )
     if w.summary:
         row.summary = list(w.summary)
     session.flush()
@@ -106,10 +109,10 @@ def _join(
     return row
 
 
-def _stored_cluster(session: Session, key: str) -> ClusterWarningRow | None:
+def _stored_cluster(session: Session, key: str) -> tables.ClusterWarning | None:
     return session.scalar(
-        select(ClusterWarningRow)
-        .join(ClusterKey, ClusterKey.cluster_id == ClusterWarningRow.id)
+        select(tables.ClusterWarning)
+        .join(ClusterKey, ClusterKey.cluster_id == tables.ClusterWarning.id)
         .where(ClusterKey.key == key)
     )
 
@@ -158,7 +161,7 @@ def _lock_members(session: Session, current: Ticket, numbers: Sequence[str]) -> 
     return tickets
 
 
-def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow | None:
+def _sharing_members(session: Session, w: ClusterWarning) -> tables.ClusterWarning | None:
     """The earliest stored cluster of the same area, still open to new members, that holds one of ``w``'s members.
 
     Processes that saw the same tickets in a different order may name one cluster differently (its key comes
@@ -171,19 +174,19 @@ def _sharing_members(session: Session, w: ClusterWarning) -> ClusterWarningRow |
     for chunk in chunks(sorted(set(w.member_ticket_ids))):
         cid = session.scalar(
             select(func.min(ClusterMember.cluster_id))
-            .join(ClusterWarningRow, ClusterWarningRow.id == ClusterMember.cluster_id)
+            .join(tables.ClusterWarning, tables.ClusterWarning.id == ClusterMember.cluster_id)
             .where(
-                ClusterWarningRow.area_code == w.area_code,
-                ClusterWarningRow.last_at >= w.first_at,
+                tables.ClusterWarning.area_code == w.area_code,
+                tables.ClusterWarning.last_at >= w.first_at,
                 ClusterMember.ticket_number.in_(chunk),
             )
         )
         if cid is not None:
             found.append(cid)
-    return session.get(ClusterWarningRow, min(found)) if found else None
+    return session.get(tables.ClusterWarning, min(found)) if found else None
 
 
-def _describe(row: ClusterWarningRow, org: OrgSnapshot) -> str:
+def _describe(row: tables.ClusterWarning, org: OrgSnapshot) -> str:
     area = org.areas[row.area_code].name if row.area_code in org.areas else row.area_code
     cat = org.category_name(row.category_code) or "相似诉求"
     about = "、".join(row.summary or [])
@@ -194,7 +197,7 @@ def _note(
     session: Session,
     engine: TicketEngine,
     tickets: Sequence[Ticket],
-    row: ClusterWarningRow,
+    row: tables.ClusterWarning,
     members: Sequence[str],
     now: datetime,
     org: OrgSnapshot,
@@ -221,7 +224,7 @@ def _note(
 
 def _notify_supervisors(
     session: Session,
-    row: ClusterWarningRow,
+    row: tables.ClusterWarning,
     members: Sequence[str],
     ticket: Ticket,
     now: datetime,
@@ -249,7 +252,7 @@ def _notify_supervisors(
 _NOTIFY_NUMBERS = 20
 
 
-def clusters_json(session: Session, rows: Sequence[ClusterWarningRow]) -> list[dict[str, Any]]:
+def clusters_json(session: Session, rows: Sequence[tables.ClusterWarning]) -> list[dict[str, Any]]:
     members = cluster_members(session, [r.id for r in rows])
     return [
         {
@@ -272,18 +275,22 @@ def clusters_json(session: Session, rows: Sequence[ClusterWarningRow]) -> list[d
     ]
 
 
-def list_clusters(session: Session, *, state: str | None = None, limit: int = 100) -> list[ClusterWarningRow]:
-    q = select(ClusterWarningRow).order_by(ClusterWarningRow.last_at.desc(), ClusterWarningRow.id.desc())
+def list_clusters(
+    session: Session, *, state: str | None = None, limit: int = 100
+) -> list[tables.ClusterWarning]:
+    q = select(tables.ClusterWarning).order_by(
+        tables.ClusterWarning.last_at.desc(), tables.ClusterWarning.id.desc()
+    )
     if state:
-        q = q.where(ClusterWarningRow.state == state)
+        q = q.where(tables.ClusterWarning.state == state)
     return list(session.scalars(q.limit(limit)))
 
 
 def acknowledge_cluster(
     session: Session, cluster_id: int, by: str, note: str | None, now: datetime
-) -> ClusterWarningRow:
+) -> tables.ClusterWarning:
     row = session.scalar(
-        select(ClusterWarningRow).where(ClusterWarningRow.id == cluster_id).with_for_update()
+        select(tables.ClusterWarning).where(tables.ClusterWarning.id == cluster_id).with_for_update()
     )
     if row is None:
         raise NotFound(f"cluster warning {cluster_id} not found")

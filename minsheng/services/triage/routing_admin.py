@@ -17,7 +17,7 @@ from minsheng.services import schemas as s
 from minsheng.services.errors import Invalid, NotFound
 from minsheng.services.triage.sql import chunks
 from minsheng.storage.models import Area, Category, Ticket, TimelineEvent
-from minsheng.storage.triage_tables import Place, RoutingRuleRow
+from minsheng.storage.triage_tables import Place, RoutingRule
 from minsheng.triage.routing import DispatchRecord, ReturnRecord, RouteCorrection, suggest_corrections
 
 
@@ -48,7 +48,7 @@ def _check_rule(session: Session, body: RuleIn) -> None:
     org.dispatchable_units(session, body.lead_unit, body.assist_units)
 
 
-def rule_json(row: RoutingRuleRow) -> dict[str, Any]:
+def rule_json(row: RoutingRule) -> dict[str, Any]:
     return {
         "id": row.id,
         "category_code": row.category_code,
@@ -71,33 +71,33 @@ def list_rules(
     unit: str | None = None,
     limit: int = 1000,
     offset: int = 0,
-) -> list[RoutingRuleRow]:
-    q = select(RoutingRuleRow).order_by(RoutingRuleRow.id)
+) -> list[RoutingRule]:
+    q = select(RoutingRule).order_by(RoutingRule.id)
     if category:
-        q = q.where(RoutingRuleRow.category_code == category)
+        q = q.where(RoutingRule.category_code == category)
     if area:
-        q = q.where(RoutingRuleRow.area_code == area)
+        q = q.where(RoutingRule.area_code == area)
     if unit:
-        q = q.where(RoutingRuleRow.lead_unit == unit)
+        q = q.where(RoutingRule.lead_unit == unit)
     return list(session.scalars(q.limit(limit).offset(offset)))
 
 
-def get_rule(session: Session, rule_id: int) -> RoutingRuleRow:
-    row = session.get(RoutingRuleRow, rule_id)
+def get_rule(session: Session, rule_id: int) -> RoutingRule:
+    row = session.get(RoutingRule, rule_id)
     if row is None:
         raise NotFound(f"routing rule {rule_id} not found")
     return row
 
 
-def create_rule(session: Session, body: RuleIn, by: str, now: datetime) -> RoutingRuleRow:
+def create_rule(session: Session, body: RuleIn, by: str, now: datetime) -> RoutingRule:
     _check_rule(session, body)
-    row = RoutingRuleRow(**body.model_dump(), updated_by=by, updated_at=now)
+    row = RoutingRule(**body.model_dump(), updated_by=by, updated_at=now)
     session.add(row)
     session.flush()
     return row
 
 
-def update_rule(session: Session, rule_id: int, body: RuleIn, by: str, now: datetime) -> RoutingRuleRow:
+def update_rule(session: Session, rule_id: int, body: RuleIn, by: str, now: datetime) -> RoutingRule:
     row = get_rule(session, rule_id)
     _check_rule(session, body)
     for k, v in body.model_dump().items():
@@ -147,7 +147,7 @@ def import_routing(
         )
     report = ImportReport(kind="routing")
     if replace:
-        for old in session.scalars(select(RoutingRuleRow)):
+        for old in session.scalars(select(RoutingRule)):
             session.delete(old)
         session.flush()
     for number, row in rows:
@@ -198,14 +198,14 @@ def _rule_of_row(row: dict[str, str], col: dict[str, str | None]) -> RuleIn:
 def _upsert_rule(session: Session, body: RuleIn, by: str, now: datetime) -> str:
     """Add the rule, or update the one with the same category, area and lead unit: created | updated | skipped."""
     existing = session.scalar(
-        select(RoutingRuleRow).where(
-            _eq(RoutingRuleRow.category_code, body.category_code),
-            _eq(RoutingRuleRow.area_code, body.area_code),
-            RoutingRuleRow.lead_unit == body.lead_unit,
+        select(RoutingRule).where(
+            _eq(RoutingRule.category_code, body.category_code),
+            _eq(RoutingRule.area_code, body.area_code),
+            RoutingRule.lead_unit == body.lead_unit,
         )
     )
     if existing is None:
-        session.add(RoutingRuleRow(**body.model_dump(), updated_by=by, updated_at=now))
+        session.add(RoutingRule(**body.model_dump(), updated_by=by, updated_at=now))
         return "created"
     same = all(getattr(existing, k) == v for k, v in body.model_dump().items())
     if not same:
@@ -258,7 +258,7 @@ def store_routes(session: Session, routes: Iterable[RouteLike], now: datetime, b
     n = 0
     for r in routes:
         session.add(
-            RoutingRuleRow(
+            RoutingRule(
                 category_code=r.category_code,
                 area_code=r.area_code,
                 lead_unit=r.lead_unit_code,

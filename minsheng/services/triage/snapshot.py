@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from minsheng.domain.states import UnitKind
+from minsheng.storage import triage_tables as tables
 from minsheng.storage.models import Area, Category, Unit
-from minsheng.storage.triage_tables import Place, RoutingRuleRow, TriageSetting
+from minsheng.storage.triage_tables import Place, TriageSetting
 from minsheng.triage.jurisdiction import AreaRecord, Jurisdiction, PlaceRecord
 from minsheng.triage.routing import RoutingRule, RoutingTable
 
@@ -92,7 +93,7 @@ def fingerprint(session: Session) -> tuple[Any, ...]:
         session.scalar(select(func.count()).select_from(Unit).where(Unit.active.is_(True))),
         session.execute(select(func.count(), func.max(Place.id)).select_from(Place)).one(),
         session.execute(
-            select(func.count(), func.max(RoutingRuleRow.updated_at)).select_from(RoutingRuleRow)
+            select(func.count(), func.max(tables.RoutingRule.updated_at)).select_from(tables.RoutingRule)
         ).one(),
         session.execute(
             select(func.count(), func.max(TriageSetting.updated_at)).select_from(TriageSetting)
@@ -163,7 +164,7 @@ def _routing_rules(
     rules: list[RoutingRule] = []
     skipped: list[str] = []
     area_specific: set[str | None] = set()
-    for row in session.scalars(select(RoutingRuleRow).order_by(RoutingRuleRow.id)):
+    for row in session.scalars(select(tables.RoutingRule).order_by(tables.RoutingRule.id)):
         lead = units.get(row.lead_unit)
         if not row.enabled:
             continue

@@ -27,7 +27,7 @@ from minsheng.services.triage.runtime import TriageRuntime
 from minsheng.services.triage.settings import TriageConfig
 from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Ticket
-from minsheng.storage.triage_tables import Place, RoutingRuleRow
+from minsheng.storage.triage_tables import Place, RoutingRule
 
 # Leaf categories of the demo tree, one per level-1 branch, so that their texts are easy to tell apart.
 LEAVES = {"010101": "道路破损", "020101": "餐饮油烟", "050101": "入学报名", "060101": "医院服务态度"}
@@ -99,7 +99,7 @@ def build_city(session: Session, now: datetime) -> None:
         ("0601", None, "wjw", [], 0),
     ]:
         session.add(
-            RoutingRuleRow(
+            RoutingRule(
                 category_code=cat,
                 area_code=area,
                 lead_unit=lead,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from minsheng.services.triage.clusters import acknowledge_cluster, clusters_json, list_clusters
-from minsheng.storage.triage_tables import ClusterWarningRow
+from minsheng.storage.triage_tables import ClusterWarning
 from tests.integration.triage.conftest import FakeClassifier, MakeDesk
 
 TEXTS = [
@@ -20,9 +20,9 @@ TEXTS = [
 ADDRESS = "东湖区和平街道春晖社区"
 
 
-def _warnings(desk_db: object) -> list[ClusterWarningRow]:
+def _warnings(desk_db: object) -> list[ClusterWarning]:
     with desk_db.read_sessions() as session:  # type: ignore[attr-defined]
-        rows = list(session.scalars(select(ClusterWarningRow)))
+        rows = list(session.scalars(select(ClusterWarning)))
         session.expunge_all()
         return rows
 

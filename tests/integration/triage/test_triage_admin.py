@@ -29,7 +29,7 @@ from minsheng.services.triage.status import model_status
 from minsheng.services.triage.training import CURRENT_FILE, TRAINING_FILE, retrain, train_from_db
 from minsheng.storage.db import Database
 from minsheng.storage.models import Category, Ticket, Unit, User
-from minsheng.storage.triage_tables import RoutingRuleRow
+from minsheng.storage.triage_tables import RoutingRule
 from tests.integration.triage.conftest import FakeClassifier, MakeDesk, generated_texts
 
 
@@ -112,7 +112,7 @@ def test_import_routing_csv_and_xlsx(city_db: Database, clock: object, tmp_path:
     assert [n for n, _ in report.errors] == [4, 5, 6]
     assert "nobody" in report.errors[0][1]
     with city_db.read_sessions() as session:
-        local = session.scalar(select(RoutingRuleRow).where(RoutingRuleRow.area_code == "S11"))
+        local = session.scalar(select(RoutingRule).where(RoutingRule.area_code == "S11"))
         assert local is not None and local.assist_units == ["cgj", "team_szqx"]
 
     from openpyxl import Workbook
@@ -127,7 +127,7 @@ def test_import_routing_csv_and_xlsx(city_db: Database, clock: object, tmp_path:
         report = import_routing(session, tmp_path / "rules.xlsx", now, replace=True)
     assert report.created == 1 and not report.errors
     with city_db.read_sessions() as session:
-        assert len(list(session.scalars(select(RoutingRuleRow)))) == 1
+        assert len(list(session.scalars(select(RoutingRule)))) == 1
 
 
 def test_import_routing_refuses_a_file_without_lead_column(

@@ -22,8 +22,8 @@ from minsheng.services.triage.jobs import run_triage_jobs
 from minsheng.services.triage.recent import RecentTickets
 from minsheng.services.triage.settings import TriageConfig
 from minsheng.services.triage.status import model_status
+from minsheng.storage import triage_tables as tables
 from minsheng.storage.models import Ticket
-from minsheng.storage.triage_tables import ClusterWarningRow
 from minsheng.triage.clusters import ClusterWarning
 from tests.integration.triage.conftest import Desk, FakeClassifier, MakeDesk
 
@@ -46,9 +46,9 @@ def _reasons(t: Any) -> list[str]:
     return [r["code"] for r in t.triage["reasons"]]
 
 
-def _warnings(desk: Desk) -> list[ClusterWarningRow]:
+def _warnings(desk: Desk) -> list[tables.ClusterWarning]:
     with desk.db.read_sessions() as session:
-        rows = list(session.scalars(select(ClusterWarningRow).order_by(ClusterWarningRow.id)))
+        rows = list(session.scalars(select(tables.ClusterWarning).order_by(tables.ClusterWarning.id)))
         session.expunge_all()
         return rows
 
