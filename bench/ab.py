@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +102,7 @@ def main() -> int:
         h = statistics.median(r[k] for r in runs["head"])
         ratio = h / b if b else None
         summary[k] = {"base": b, "head": h, "ratio": ratio}
-        table.add_row(k, f"{b:.2f}", f"{h:.2f}", f"{ratio:.2f}" if ratio is not None else "–")
+        table.add_row(escape(k), f"{b:.2f}", f"{h:.2f}", f"{ratio:.2f}" if ratio is not None else "–")
     console.print(table)
     out = ROOT / "bench" / "results" / f"ab-{Path(a.script).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
