@@ -65,7 +65,7 @@ ACTIONS = (
     "follow_up",
     "reopen",
     "mark_repeat",
-    "consult",
+    "confer",
 )
 UNIT_ACTIONS = frozenset(
     {"sign", "return", "contact", "arrive", "feedback", "request_close", "request_extension"}
@@ -527,7 +527,7 @@ def _sign(w: _Walker, order: _Order, urgency: str) -> None:
 
 
 def _handle(w: _Walker, order: _Order, text: RequestText) -> None:
-    """Contact, a visit on site, and now and then a consultation of the units, a pause or an extension."""
+    """Contact, a visit on site, and now and then a conference of the units (会商), a pause or an extension."""
     rng, lead, urgency = w.rng, order.lead, text.urgency
     w.add("contact", _minutes(rng, {"emergency": 5, "urgent": 20}.get(urgency, 120), 0.9), "handler", lead)
     if text.kind in ("complaint", "report", "help") and rng.random() < 0.7:
@@ -544,7 +544,7 @@ def _handle(w: _Walker, order: _Order, text: RequestText) -> None:
             ]
         )
         w.add(
-            "consult",
+            "confer",
             _minutes(rng, 60 * 24, 0.6),
             "supervisor",
             params={"decision": decision, "units": [lead, *order.assists]},

@@ -219,9 +219,9 @@ def apply_step(
                 engine.follow_up(session, actor, n, s.FollowUp(rating=Rating(p["rating"])), at)
         elif step.action == "reopen":
             engine.reopen(session, actor, n, s.WithReason(reason=p["reason"]), at)
-        elif step.action == "consult":
-            engine.consult(
-                session, actor, n, s.Consult(participants=p.get("units", []), decision=p["decision"]), at
+        elif step.action == "confer":
+            engine.confer(
+                session, actor, n, s.Conference(participants=p.get("units", []), decision=p["decision"]), at
             )
         elif step.action == "mark_repeat":
             index = p["of_index"]

@@ -22,7 +22,7 @@ class TicketAction(LabelledEnum):
     REDISPATCH = "redispatch"
     MARK_REPEAT = "mark_repeat"
     MERGE = "merge"
-    CONSULT = "consult"
+    CONFER = "confer"  # 会商 (a conference of units); not 咨询, which is the kind consultation
     PAUSE = "pause"
     RESUME = "resume"
     REQUEST_EXTENSION = "request_extension"
@@ -68,7 +68,7 @@ ACTION_LABELS: dict[str, str] = {
     "redispatch": "改派",
     "mark_repeat": "标记重复件",
     "merge": "合并",
-    "consult": "会商",
+    "confer": "会商",
     "pause": "挂起",
     "resume": "恢复",
     "request_extension": "申请延期",
@@ -114,7 +114,7 @@ TICKET_TRANSITIONS: Mapping[TicketAction, Mapping[T, T]] = {
     },
     TicketAction.MARK_REPEAT: {s: T.MERGED for s in _OPEN_BEFORE_CLOSE},
     TicketAction.MERGE: {s: T.MERGED for s in _OPEN_BEFORE_CLOSE},
-    TicketAction.CONSULT: {
+    TicketAction.CONFER: {
         s: s for s in (T.DISPATCHED, T.RETURNED, T.IN_PROGRESS, T.PAUSED, T.CLOSE_REQUESTED)
     },
     TicketAction.PAUSE: {T.IN_PROGRESS: T.PAUSED},
@@ -191,7 +191,7 @@ TICKET_ACTION_ROLES: Mapping[TicketAction, frozenset[Role]] = {
     TicketAction.REDISPATCH: _DISPATCH | {Role.SUPERVISOR},
     TicketAction.MARK_REPEAT: _DISPATCH | _SUPERVISE | {Role.OPERATOR},
     TicketAction.MERGE: _DISPATCH | _SUPERVISE,
-    TicketAction.CONSULT: _SUPERVISE | {Role.DISPATCHER, Role.HANDLER},
+    TicketAction.CONFER: _SUPERVISE | {Role.DISPATCHER, Role.HANDLER},
     TicketAction.PAUSE: _SUPERVISE | {Role.HANDLER},
     TicketAction.RESUME: _SUPERVISE | {Role.HANDLER},
     TicketAction.REQUEST_EXTENSION: frozenset({Role.HANDLER}),

@@ -33,7 +33,7 @@ TICKET_STEPS: dict[TicketAction, tuple[type[BaseModel], Step]] = {
     TicketAction.REDISPATCH: (s.Redispatch, lambda e, ss, a, n, p, now: e.dispatch(ss, a, n, p, now)),
     TicketAction.MARK_REPEAT: (s.LinkTicket, _link(TicketAction.MARK_REPEAT)),
     TicketAction.MERGE: (s.LinkTicket, _link(TicketAction.MERGE)),
-    TicketAction.CONSULT: (s.Consult, lambda e, ss, a, n, p, now: e.consult(ss, a, n, p, now)),
+    TicketAction.CONFER: (s.Conference, lambda e, ss, a, n, p, now: e.confer(ss, a, n, p, now)),
     TicketAction.PAUSE: (s.WithReason, lambda e, ss, a, n, p, now: e.pause(ss, a, n, p, now)),
     TicketAction.RESUME: (s.WithNote, lambda e, ss, a, n, p, now: e.resume(ss, a, n, p, now)),
     TicketAction.REQUEST_EXTENSION: (

@@ -173,7 +173,9 @@ class LinkTicket(Strict):
     note: Note = None
 
 
-class Consult(Strict):
+class Conference(Strict):
+    """会商: the units that met and what they decided."""
+
     participants: list[UnitCode] = Field(default_factory=list, max_length=30)
     decision: str = Field(min_length=1, max_length=5000)
 

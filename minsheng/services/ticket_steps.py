@@ -155,19 +155,19 @@ class LoopSteps(EngineCore):
         self._publish(session, DomainEvent(action.value, t, ev, None, payload), now)
         return t
 
-    def consult(self, session: Session, actor: Actor, number: str, p: s.Consult, now: datetime) -> Ticket:
+    def confer(self, session: Session, actor: Actor, number: str, p: s.Conference, now: datetime) -> Ticket:
         t = self._lock(session, number)
         if p.participants:
             known = set(session.scalars(select(Unit.code).where(Unit.code.in_(p.participants))))
             missing = [c for c in p.participants if c not in known]
             if missing:
                 raise NotFound(f"unknown unit(s): {', '.join(missing)}")
-        self._check_unit_scope_lead(t, actor, TicketAction.CONSULT)
+        self._check_unit_scope_lead(t, actor, TicketAction.CONFER)
         self._ticket_step(
             session,
             t,
             actor,
-            TicketAction.CONSULT,
+            TicketAction.CONFER,
             now,
             {"participants": p.participants, "decision": p.decision},
         )

@@ -70,7 +70,7 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
 
     # consultation, extension (refused then approved), pause and resume
     r = sup.post(
-        f"/api/v1/tickets/{number}/consult", json={"participants": ["CGJ", "XFL"], "decision": "城管主办"}
+        f"/api/v1/tickets/{number}/confer", json={"participants": ["CGJ", "XFL"], "decision": "城管主办"}
     )
     assert r.status_code == 200, r.text
     r = cgj.post(f"/api/v1/tickets/{number}/request_extension", json={"hours": 48, "reason": "需采购灯具"})
@@ -153,7 +153,7 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
         "lead_signed",
         "contact",
         "arrive",
-        "consult",
+        "confer",
         "request_extension",
         "decide_extension",
         "pause",

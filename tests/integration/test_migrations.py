@@ -60,3 +60,48 @@ def test_cluster_members_move_to_their_own_table_and_back(empty_db_url: str) -> 
         back = dict(c.execute(sa.select(warnings.c.key, warnings.c.member_numbers)).all())
     engine.dispose()
     assert back == {"S1/a": ["M1", "M2", "M3"], "S2/b": []}
+
+
+def test_consult_events_become_confer_and_back(empty_db_url: str) -> None:
+    from alembic import command
+
+    from minsheng.domain.roles import Actor
+    from minsheng.services import schemas as s
+    from minsheng.services.tickets import TicketEngine
+    from minsheng.storage.db import open_database
+    from minsheng.storage.models import TimelineEvent
+    from tests.factories import small_city
+
+    upgrade(empty_db_url, "0003")  # the same tables as today's models: 0004 changes data only
+    db = open_database(empty_db_url)
+    with db.write_sessions() as session, session.begin():
+        small_city(session, AT)
+        t, _code, _ = TicketEngine().intake(
+            session, Actor.citizen(), s.IntakeRequest(channel="web", detail="幸福路3号路灯坏了，晚上很黑"), AT
+        )
+        fields = {
+            "ticket_id": t.id,
+            "at": AT,
+            "actor_role": "supervisor",
+            "payload": {"decision": "城管主办"},
+        }
+        session.add_all(
+            [
+                TimelineEvent(seq=90, action="consult", **fields),
+                TimelineEvent(seq=91, action="pause", **fields),
+            ]
+        )
+
+    def actions() -> list[str]:
+        with db.read_sessions() as session:
+            return list(
+                session.scalars(
+                    sa.select(TimelineEvent.action).where(TimelineEvent.seq >= 90).order_by(TimelineEvent.seq)
+                )
+            )
+
+    upgrade(empty_db_url, "0004")
+    assert actions() == ["confer", "pause"]
+    command.downgrade(alembic_config(empty_db_url), "0003")
+    assert actions() == ["consult", "pause"]
+    db.dispose()

@@ -38,7 +38,7 @@ def test_which_event_changes_what() -> None:
         Change.EXTEND, delta=24 * HOUR
     )
     assert effect_of("decide_extension", None, {"approved": False, "hours": 24}) is None
-    assert effect_of("consult", None, {}) is None
+    assert effect_of("confer", None, {}) is None
     assert owed_steps(POLICY, "assist") == ["sign", "feedback", "resolve"]
 
 

@@ -24,7 +24,7 @@ REQUIRED_PARAMS = {
     "pause": {"reason"},
     "reopen": {"reason"},
     "mark_repeat": {"of_index"},
-    "consult": {"decision"},
+    "confer": {"decision"},
 }
 
 
