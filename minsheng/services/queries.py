@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, union_all
@@ -19,7 +20,13 @@ from minsheng.domain import transitions as tx
 from minsheng.domain.masking import mask_address, mask_id_number, mask_name, mask_phone, pii_view
 from minsheng.domain.numbering import hash_query_code
 from minsheng.domain.roles import Role
-from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState, TicketState
+from minsheng.domain.states import (
+    ACTIVE_ASSIGNMENT_STATES,
+    AssignmentState,
+    ExtensionState,
+    Rating,
+    TicketState,
+)
 from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
 from minsheng.services.schemas import MAX_ID
@@ -33,6 +40,7 @@ from minsheng.storage.models import (
     TimelineEvent,
     Unit,
 )
+from minsheng.storage.triage_tables import TriageJob
 
 TOTAL_CAP = 10_000
 
@@ -455,3 +463,160 @@ def newest_tickets(session: Session, after: int | None, limit: int) -> list[tupl
     else:
         rows = list(reversed(session.execute(q.order_by(Ticket.id.desc()).limit(limit)).all()))
     return [tuple(r) for r in rows]
+
+
+# ---------------------------------------------------------------------- the console's and portal's lists
+# Each one indexed range, oldest or newest first, bounded: the pages show a screenful, never a table.
+
+
+def waiting(session: Session, state: TicketState, limit: int) -> list[Ticket]:
+    """Tickets in one state, oldest first (ix_tickets_state_created): the queue's, board's and follow-up's."""
+    q = select(Ticket).where(Ticket.state == state.value).order_by(Ticket.created_at, Ticket.id).limit(limit)
+    return list(session.scalars(q))
+
+
+def dissatisfied(session: Session, limit: int) -> list[Ticket]:
+    """Rated tickets whose citizen was not satisfied, newest first."""
+    bad = [r.value for r in Rating if r.is_dissatisfied]
+    q = (
+        select(Ticket)
+        .where(Ticket.state == TicketState.RATED.value, Ticket.rating.in_(bad))
+        .order_by(Ticket.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+def pending_extensions(session: Session, limit: int) -> list[tuple[Extension, Ticket]]:
+    """Extension requests waiting for a decision, oldest first, with their tickets."""
+    rows = session.execute(
+        select(Extension, Ticket)
+        .join(Ticket, Ticket.id == Extension.ticket_id)
+        .where(Extension.state == ExtensionState.PENDING.value)
+        .order_by(Extension.requested_at)
+        .limit(limit)
+    ).tuples()
+    return list(rows)
+
+
+def recent_events(
+    session: Session, since: datetime, actions: Sequence[str], limit: int
+) -> list[tuple[TimelineEvent, str, str]]:
+    """Timeline events of some kinds since a moment, newest first, with their ticket's number and title."""
+    rows = session.execute(
+        select(TimelineEvent, Ticket.number, Ticket.title)
+        .join(Ticket, Ticket.id == TimelineEvent.ticket_id)
+        .where(TimelineEvent.at >= since, TimelineEvent.action.in_(actions))
+        .order_by(TimelineEvent.at.desc())
+        .limit(limit)
+    ).tuples()
+    return list(rows)
+
+
+def earlier_from(session: Session, phone: str, limit: int) -> list[Ticket]:
+    """The newest tickets from one phone number (the desk shows them while a caller is on the line)."""
+    q = (
+        select(Ticket)
+        .where(Ticket.citizen_phone == phone)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+def repeats_of(session: Session, t: Ticket, limit: int = 20) -> list[Ticket]:
+    return list(
+        session.scalars(select(Ticket).where(Ticket.repeat_of_id == t.id).order_by(Ticket.id).limit(limit))
+    )
+
+
+def related(
+    session: Session, t: Ticket, *, same_phone: bool, same_area: bool, limit: int = 5
+) -> list[Ticket]:
+    """Other tickets from the same caller and/or the same area, newest first, each ticket once."""
+    rows: list[Ticket] = []
+    if same_phone and t.citizen_phone:
+        rows += session.scalars(
+            select(Ticket)
+            .where(Ticket.citizen_phone == t.citizen_phone, Ticket.id != t.id)
+            .order_by(Ticket.created_at.desc())
+            .limit(limit)
+        ).all()
+    if same_area and t.area_id:
+        rows += session.scalars(
+            select(Ticket)
+            .where(Ticket.area_id == t.area_id, Ticket.id != t.id)
+            .order_by(Ticket.created_at.desc())
+            .limit(limit)
+        ).all()
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r.number not in seen:
+            seen.add(r.number)
+            out.append(r)
+    return out
+
+
+def triage_pending(session: Session, t: Ticket) -> bool:
+    """Deferred triage: the ticket is stored and its analysis is on its way."""
+    return t.triage is None and session.get(TriageJob, t.id) is not None
+
+
+def ticket_by_number(session: Session, number: str) -> Ticket:
+    """The ticket with this number, whoever asks (the caller has just registered it)."""
+    t = session.scalar(select(Ticket).where(Ticket.number == number))
+    if t is None:
+        raise NotFound(f"ticket {number} not found")
+    return t
+
+
+def own_assignment(session: Session, who: Principal, assignment_id: int) -> Assignment | None:
+    """The assignment if it belongs to the principal's unit, else None."""
+    a = session.get(Assignment, assignment_id)
+    return a if a is not None and a.unit_id == who.unit_id else None
+
+
+def attachment_for(session: Session, who: Principal, attachment_id: int) -> Attachment:
+    """An attachment of a ticket the principal may see, or NotFound/PermissionDenied."""
+    att = session.get(Attachment, attachment_id)
+    if att is None:
+        raise NotFound("attachment not found")
+    number = session.scalar(select(Ticket.number).where(Ticket.id == att.ticket_id))
+    assert number is not None
+    ticket_for(session, who, number)
+    return att
+
+
+def public_board(session: Session, now: datetime, *, days: int = 30, limit: int = 30) -> list[Ticket]:
+    """Tickets whose citizens agreed to show them (and not confidential), newest first."""
+    # Bounded by time (ix_tickets_created): consent is not indexed, so never scan further back than `days`.
+    q = (
+        select(Ticket)
+        .where(
+            Ticket.created_at >= now - timedelta(days=days),
+            Ticket.public_consent.is_(True),
+            Ticket.confidential.is_(False),
+        )
+        .order_by(Ticket.created_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+class Names:
+    """Names of the categories, areas and units that a page of tickets mentions, loaded in one query each."""
+
+    def __init__(self, session: Session, tickets: Iterable[Ticket]) -> None:
+        ts = list(tickets)
+        self.category = _names_of(session, Category, {t.category_id for t in ts if t.category_id})
+        self.area = _names_of(session, Area, {t.area_id for t in ts if t.area_id})
+        self.unit = _names_of(session, Unit, {t.lead_unit_id for t in ts if t.lead_unit_id})
+
+
+def _names_of(
+    session: Session, model: type[Category] | type[Area] | type[Unit], ids: set[int]
+) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.execute(select(model.id, model.name).where(model.id.in_(ids))).tuples().all())

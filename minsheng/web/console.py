@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minsheng.bootstrap import Platform
@@ -20,15 +19,13 @@ from minsheng.domain.states import AssignmentRole, ExtensionState, Rating, Ticke
 from minsheng.domain.transitions import AssignmentAction, IllegalTransition, TicketAction
 from minsheng.http.common import IdPath
 from minsheng.http.uow import UnitOfWorkRoute
-from minsheng.services import kb, queries
+from minsheng.services import kb, org, queries
 from minsheng.services import schemas as s
 from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS
 from minsheng.services.attachments import store_attachment
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.services.suggest import suggest
-from minsheng.storage.models import Extension, Ticket, TimelineEvent
-from minsheng.storage.triage_tables import TriageJob
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
 
@@ -49,8 +46,8 @@ PAGE = 30
 
 def _desk_ctx(session: Session) -> dict[str, Any]:
     return {
-        "categories": views.category_options(session),
-        "areas": views.area_options(session),
+        "categories": org.category_options(session),
+        "areas": org.area_options(session),
     }
 
 
@@ -169,13 +166,8 @@ def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDe
         # Earlier tickets and full KB answers are computed here the same way whether triage is wired or not.
         earlier = []
         if phone:
-            rows = session.scalars(
-                select(Ticket)
-                .where(Ticket.citizen_phone == phone)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(5)
-            ).all()
-            names = views.Names(session, rows)
+            rows = queries.earlier_from(session, phone, limit=5)
+            names = queries.Names(session, rows)
             earlier = [views.brief(t, names, user) for t in rows]
         out["earlier"] = earlier
         out["answers"] = (
@@ -205,9 +197,9 @@ def _coordinate(v: str | None, limit: float) -> float | None:
 def queue(request: Request, state: StateDep, user: QueueUser) -> Response:
     sel = request.query_params.get("sel")
     with core.read_tx(state) as session:
-        returned = _waiting(session, TicketState.RETURNED)
-        new = _waiting(session, TicketState.ACCEPTED)
-        names = views.Names(session, returned + new)
+        returned = queries.waiting(session, TicketState.RETURNED, PAGE)
+        new = queries.waiting(session, TicketState.ACCEPTED, PAGE)
+        names = queries.Names(session, returned + new)
         rows = [views.brief(t, names, user) | {"returns": views.returns(t)} for t in returned + new]
         panel = None
         number = sel or (rows[0]["number"] if rows else None)
@@ -215,15 +207,9 @@ def queue(request: Request, state: StateDep, user: QueueUser) -> Response:
             t = queries.ticket_for(session, user, number)
             panel = queries.ticket_view(session, t, user)
             panel["returns"] = views.returns(t)
-            panel["units"] = views.unit_options(session)
+            panel["units"] = org.unit_options(session)
     ctx = {"returned": rows[: len(returned)], "new": rows[len(returned) :], "panel": panel, "sel": number}
     return core.render(request, "queue.html", ctx, user=user)
-
-
-def _waiting(session: Session, st: TicketState) -> list[Ticket]:
-    # One indexed range per state (ix_tickets_state_created): oldest first, bounded.
-    q = select(Ticket).where(Ticket.state == st.value).order_by(Ticket.created_at, Ticket.id).limit(PAGE)
-    return list(session.scalars(q))
 
 
 # ---------------------------------------------------------------------- unit inbox
@@ -235,10 +221,8 @@ def inbox(request: Request, state: StateDep, user: HandlerUser) -> Response:
     with core.read_tx(state) as session:
         items = []
         assignments = queries.inbox(session, user, limit=50)
-        # One query for the page's tickets (and one for their assignments), not one per row.
-        ids = list({a.ticket_id for a in assignments})
-        tickets = list(session.scalars(select(Ticket).where(Ticket.id.in_(ids)))) if ids else []
-        names = views.Names(session, tickets)
+        # The inbox loaded the page's tickets with it: their names in one query each, not one per row.
+        names = queries.Names(session, [a.ticket for a in assignments])
         for a in assignments:
             t = a.ticket
             row = views.brief(t, names, user, pii=True)
@@ -258,25 +242,13 @@ def inbox(request: Request, state: StateDep, user: HandlerUser) -> Response:
 def board(request: Request, state: StateDep, user: BoardUser) -> Response:
     now = state.clock.now()
     with core.read_tx(state) as session:
-        review = _waiting(session, TicketState.CLOSE_REQUESTED)
-        paused = _waiting(session, TicketState.PAUSED)
-        returned = _waiting(session, TicketState.RETURNED)
-        dissatisfied = _dissatisfied(session)
-        ext_rows = session.execute(
-            select(Extension, Ticket)
-            .join(Ticket, Ticket.id == Extension.ticket_id)
-            .where(Extension.state == ExtensionState.PENDING.value)
-            .order_by(Extension.requested_at)
-            .limit(PAGE)
-        ).all()
-        names = views.Names(session, review + paused + returned + dissatisfied + [t for _, t in ext_rows])
-        events = session.execute(
-            select(TimelineEvent, Ticket.number, Ticket.title)
-            .join(Ticket, Ticket.id == TimelineEvent.ticket_id)
-            .where(TimelineEvent.at >= now - timedelta(days=3), TimelineEvent.action.in_(BOARD_EVENTS))
-            .order_by(TimelineEvent.at.desc())
-            .limit(PAGE)
-        ).all()
+        review = queries.waiting(session, TicketState.CLOSE_REQUESTED, PAGE)
+        paused = queries.waiting(session, TicketState.PAUSED, PAGE)
+        returned = queries.waiting(session, TicketState.RETURNED, PAGE)
+        dissatisfied = queries.dissatisfied(session, PAGE)
+        ext_rows = queries.pending_extensions(session, PAGE)
+        names = queries.Names(session, review + paused + returned + dissatisfied + [t for _, t in ext_rows])
+        events = queries.recent_events(session, now - timedelta(days=3), BOARD_EVENTS, PAGE)
         ctx = {
             "review": [views.brief(t, names, user) for t in review],
             "paused": [views.brief(t, names, user) for t in paused],
@@ -296,26 +268,15 @@ def board(request: Request, state: StateDep, user: BoardUser) -> Response:
     return core.render(request, "board.html", ctx, user=user)
 
 
-def _dissatisfied(session: Session, limit: int = PAGE) -> list[Ticket]:
-    bad = [r.value for r in Rating if r.is_dissatisfied]
-    q = (
-        select(Ticket)
-        .where(Ticket.state == TicketState.RATED.value, Ticket.rating.in_(bad))
-        .order_by(Ticket.created_at.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(q))
-
-
 # ---------------------------------------------------------------------- follow-up desk
 
 
 @router.get("/followup")
 def followup(request: Request, state: StateDep, user: FollowupUser) -> Response:
     with core.read_tx(state) as session:
-        closed = _waiting(session, TicketState.CLOSED)
-        dissatisfied = _dissatisfied(session, 10)
-        names = views.Names(session, closed + dissatisfied)
+        closed = queries.waiting(session, TicketState.CLOSED, PAGE)
+        dissatisfied = queries.dissatisfied(session, 10)
+        names = queries.Names(session, closed + dissatisfied)
         ctx = {
             "closed": [views.brief(t, names, user, pii=True) for t in closed],
             "dissatisfied": [views.brief(t, names, user, pii=True) for t in dissatisfied],
@@ -335,7 +296,7 @@ def ticket_list(request: Request, state: StateDep, user: StaffUser) -> Response:
     f = queries.TicketFilter(state=[st] if st in TicketState.values() else None, text=text)
     with core.read_tx(state) as session:
         rows, nxt, _ = queries.list_tickets(session, user, f, limit=PAGE, cursor=qp.get("cursor") or None)
-        names = views.Names(session, rows)
+        names = queries.Names(session, rows)
         items = [views.brief(t, names, user) for t in rows]
     ctx = {"items": items, "next": nxt, "q": text or "", "state": st or "", "states": list(TicketState)}
     return core.render(request, "tickets.html", ctx, user=user)
@@ -347,53 +308,25 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
         t = queries.ticket_for(session, user, number)
         view = queries.ticket_view(session, t, user)
         timeline = queries.timeline(session, t)
-        rep_rows = session.scalars(
-            select(Ticket).where(Ticket.repeat_of_id == t.id).order_by(Ticket.id).limit(20)
-        ).all()
-        related: list[Ticket] = []
-        full = views.full_pii(t, user)
-        if full and t.citizen_phone:
-            related += session.scalars(
-                select(Ticket)
-                .where(Ticket.citizen_phone == t.citizen_phone, Ticket.id != t.id)
-                .order_by(Ticket.created_at.desc())
-                .limit(5)
-            ).all()
-        if t.area_id and queries.can_see_all(user.role):
-            related += session.scalars(
-                select(Ticket)
-                .where(Ticket.area_id == t.area_id, Ticket.id != t.id)
-                .order_by(Ticket.created_at.desc())
-                .limit(5)
-            ).all()
-        names = views.Names(session, [*rep_rows, *related])
-        seen: set[str] = set()
-        related_rows = []
-        for r in related:
-            if r.number not in seen:
-                seen.add(r.number)
-                related_rows.append(views.brief(r, names, user))
+        rep_rows = queries.repeats_of(session, t, limit=20)
+        related = queries.related(
+            session, t, same_phone=views.full_pii(t, user), same_area=queries.can_see_all(user.role)
+        )
+        names = queries.Names(session, [*rep_rows, *related])
         mine = [a for a in t.assignments if user.role is Role.HANDLER and a.unit_id == user.unit_id]
-        geo = None
-        if t.lat is not None and t.lon is not None:
-            level = views.map_level(session)
-            geo = views.area_geojson(session, level) if level else None
         ctx = {
             "t": view,
             "timeline": timeline,
             "repeats": [views.brief(r, names, user) for r in rep_rows],
-            "related": related_rows,
-            "units": views.unit_options(session) if user.role in core.QUEUE_ROLES else [],
+            "related": [views.brief(r, names, user) for r in related],
+            "units": org.unit_options(session) if user.role in core.QUEUE_ROLES else [],
             "mine": [queries.assignment_view(a, TicketState(t.state)) for a in mine],
             "mine_lead": any(a.role == AssignmentRole.LEAD.value for a in mine),
-            "geo": geo,
+            "geo": org.city_map(session) if t.lat is not None and t.lon is not None else None,
             "can": _can(user, view["allowed_actions"]),
             "ratings": [(r.value, r.label) for r in Rating],
             "pending_ext": [e for e in view["extensions"] if e["state"] == ExtensionState.PENDING.value],
-            # Deferred triage: the ticket is stored and its analysis is on its way.
-            "triage_pending": t.triage is None
-            and session.get(TriageJob, t.id) is not None
-            and queries.can_see_all(user.role),
+            "triage_pending": queries.triage_pending(session, t) and queries.can_see_all(user.role),
         }
     return core.render(request, "ticket.html", ctx, user=user)
 
@@ -499,10 +432,8 @@ def assignment_act(
 def _attach(
     state: Platform, session: Session, user: Principal, assignment_id: int, form: core.Form, params: BaseModel
 ) -> BaseModel:
-    from minsheng.storage.models import Assignment
-
-    a = session.get(Assignment, assignment_id)
-    if a is None or a.unit_id != user.unit_id:
+    a = queries.own_assignment(session, user, assignment_id)
+    if a is None:
         return params
     t = queries.ticket_for(session, user, a.ticket.number)
     ids = []

@@ -10,12 +10,14 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from minsheng.services import queries
-from minsheng.storage.db import Database
+
+if TYPE_CHECKING:
+    from minsheng.storage.db import Database
 
 KEEP = 100  # newest tickets kept for streams that are a poll behind
 

@@ -7,23 +7,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from minsheng.domain.masking import mask_address
 from minsheng.domain.roles import Actor
 from minsheng.domain.states import Channel, Rating, TicketState
 from minsheng.http.uow import UnitOfWorkRoute
-from minsheng.services import kb, queries
+from minsheng.services import kb, org, queries
 from minsheng.services import schemas as s
 from minsheng.services.attachments import check_filename, sniff_image, store_attachment
 from minsheng.services.errors import NotFound, ServiceError
-from minsheng.storage.models import Ticket
 from minsheng.web import core, views
 from minsheng.web.console import intake_from
 from minsheng.web.core import FormDep, MaybeUser, StateDep
@@ -63,10 +60,9 @@ def _receipts(request: Request) -> _Receipts:
 
 def _portal_ctx(state: Any) -> dict[str, Any]:
     with core.read_tx(state) as session:
-        level = views.map_level(session)
         return {
-            "categories": [c for c in views.category_options(session) if c["level"] <= 2],
-            "geo": views.area_geojson(session, level) if level else None,
+            "categories": [c for c in org.category_options(session) if c["level"] <= 2],
+            "geo": org.city_map(session),
         }
 
 
@@ -105,8 +101,7 @@ def portal_submit(request: Request, state: StateDep, form: FormDep, user: MaybeU
             _receipts(request).put(key, code)
         if photos:
             with core.write_tx(state) as session:
-                t = session.scalar(select(Ticket).where(Ticket.number == number))
-                assert t is not None
+                t = queries.ticket_by_number(session, number)
                 for name, data in photos:
                     store_attachment(
                         session,
@@ -204,18 +199,8 @@ def track_rate(request: Request, state: StateDep, form: FormDep, user: MaybeUser
 def public_board(request: Request, state: StateDep, user: MaybeUser) -> Response:
     now = state.clock.now()
     with core.read_tx(state) as session:
-        # Bounded by time (ix_tickets_created): consent is not indexed, so never scan further back than 30 days.
-        rows = session.scalars(
-            select(Ticket)
-            .where(
-                Ticket.created_at >= now - timedelta(days=30),
-                Ticket.public_consent.is_(True),
-                Ticket.confidential.is_(False),
-            )
-            .order_by(Ticket.created_at.desc())
-            .limit(30)
-        ).all()
-        names = views.Names(session, rows)
+        rows = queries.public_board(session, now, days=30, limit=30)
+        names = queries.Names(session, rows)
         items = []
         for t in rows:
             row = views.brief(t, names, None)

@@ -1,39 +1,21 @@
-"""Read helpers for the pages: names for a page of tickets in one query each, brief ticket rows with personal
-data masked per viewer, option lists for forms. Every query here is bounded and uses an index.
+"""Display helpers for the pages: brief ticket rows with personal data masked per viewer, a ticket's returns,
+an assignment's deadline. They read rows already loaded; the queries live in `services` (`queries.Names` names a
+page of tickets, `org.*_options` fill the forms' lists).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from minsheng.domain.masking import mask_address, mask_name, mask_phone, pii_view
 from minsheng.domain.roles import Role
-from minsheng.domain.states import AreaLevel, AssignmentState, UnitKind
+from minsheng.domain.states import AssignmentState
 from minsheng.services.auth import Principal
-from minsheng.storage.models import Area, Assignment, Category, Ticket, Unit
+from minsheng.services.queries import Names
 
-
-class Names:
-    """Names of the categories, areas and units that a page of tickets mentions, loaded in one query each."""
-
-    def __init__(self, session: Session, tickets: Iterable[Ticket]) -> None:
-        ts = list(tickets)
-        self.category = _names(session, Category, {t.category_id for t in ts if t.category_id})
-        self.area = _names(session, Area, {t.area_id for t in ts if t.area_id})
-        self.unit = _names(session, Unit, {t.lead_unit_id for t in ts if t.lead_unit_id})
-
-
-def _names(
-    session: Session, model: type[Category] | type[Area] | type[Unit], ids: set[int]
-) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(session.execute(select(model.id, model.name).where(model.id.in_(ids))).tuples().all())
+if TYPE_CHECKING:
+    from minsheng.storage.models import Assignment, Ticket
 
 
 def full_pii(t: Ticket, who: Principal | None) -> bool:
@@ -83,46 +65,6 @@ def returns(t: Ticket) -> list[dict[str, Any]]:
         for a in t.assignments
         if a.state == AssignmentState.RETURNED.value
     ]
-
-
-def category_options(session: Session) -> list[dict[str, Any]]:
-    rows = session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.path)).all()
-    return [{"code": c.code, "name": c.name, "level": c.level} for c in rows]
-
-
-def area_options(session: Session) -> list[dict[str, Any]]:
-    # Districts and streets: communities and grids are found from the address or the map point, not a list.
-    levels = [AreaLevel.CITY.value, AreaLevel.DISTRICT.value, AreaLevel.STREET.value]
-    rows = session.scalars(select(Area).where(Area.level.in_(levels)).order_by(Area.path).limit(2000)).all()
-    return [{"code": a.code, "name": a.name, "level": a.level} for a in rows]
-
-
-def unit_options(session: Session) -> list[dict[str, Any]]:
-    rows = session.scalars(
-        select(Unit).where(Unit.active.is_(True), Unit.kind != UnitKind.EXTERNAL.value).order_by(Unit.code)
-    ).all()
-    return [{"code": u.code, "name": u.name, "kind": u.kind} for u in rows]
-
-
-def area_geojson(session: Session, level: str | None = None, limit: int = 3000) -> dict[str, Any]:
-    """The areas that have polygons as a GeoJSON FeatureCollection for `echarts.registerMap`."""
-    q = select(Area.code, Area.name, Area.level, Area.polygon).where(Area.polygon.is_not(None))
-    if level:
-        q = q.where(Area.level == level)
-    feats = [
-        {"type": "Feature", "properties": {"name": name, "code": code, "level": lvl}, "geometry": poly}
-        for code, name, lvl, poly in session.execute(q.limit(limit)).tuples()
-        if poly
-    ]
-    return {"type": "FeatureCollection", "features": feats}
-
-
-def map_level(session: Session) -> str | None:
-    """The finest level that still gives a readable city map: districts, else streets, else none."""
-    for level in (AreaLevel.DISTRICT.value, AreaLevel.STREET.value):
-        if session.scalar(select(Area.id).where(Area.level == level, Area.polygon.is_not(None)).limit(1)):
-            return level
-    return None
 
 
 def due_of(a: Assignment) -> datetime | None:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, File, Header, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import AfterValidator, BaseModel
-from sqlalchemy import select
 
 from minsheng.api.deps import CurrentUser, IdPath, StateDep
 from minsheng.bootstrap import Platform
@@ -20,8 +19,7 @@ from minsheng.services import attachments, queries
 from minsheng.services import schemas as s
 from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS, Step
 from minsheng.services.attachments import blob_path
-from minsheng.services.errors import Invalid, NotFound, PermissionDenied
-from minsheng.storage.models import Attachment, Ticket
+from minsheng.services.errors import Invalid, PermissionDenied
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1", tags=["tickets"])
 
@@ -139,12 +137,7 @@ def upload_attachment(
 def get_attachment(
     state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: IdPath
 ) -> FileResponse:
-    att = session.get(Attachment, attachment_id)
-    if att is None:
-        raise NotFound("attachment not found")
-    number = session.scalar(select(Ticket.number).where(Ticket.id == att.ticket_id))
-    assert number is not None
-    queries.ticket_for(session, user, number)
+    att = queries.attachment_for(session, user, attachment_id)
     return FileResponse(blob_path(state.settings.attachments_dir, att.sha256), media_type=att.content_type)
 
 
