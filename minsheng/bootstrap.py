@@ -29,7 +29,7 @@ from minsheng.services.background import TimerWorker
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.notifications import build_senders, retry_policy
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.services.triage.jobs import TriageWorker
 from minsheng.services.triage.runtime import TriageRuntime
@@ -135,7 +135,7 @@ def build(
     clock = clock or SystemClock()
     engine = TicketEngine()
     senders = build_senders(settings)
-    clockwork = Clockwork(engine, ClockConfig.from_settings(settings, senders))
+    clockwork = Clockwork(engine, TimeLimitConfig.from_settings(settings, senders))
     engine.subscribers.append(clockwork)
     triage = TriageRuntime(database, settings, engine, clock)
     if role is Role.WEB or (role is Role.WORKER and settings.triage_mode == "deferred"):

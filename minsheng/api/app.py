@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minsheng.api.routers import auth, clock, org, public, tickets, triage
+from minsheng.api.routers import auth, org, public, tickets, timelimits, triage
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
 
@@ -76,8 +76,8 @@ def install(app: FastAPI) -> None:
         tickets.router,
         public.router,
         org.router,
-        clock.router,
-        clock.inbox_router,
+        timelimits.router,
+        timelimits.inbox_router,
         triage.router,
     ):
         app.include_router(r)

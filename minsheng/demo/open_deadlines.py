@@ -18,20 +18,20 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from minsheng.clock.calendar import WorkCalendar
-from minsheng.clock.escalation import plan_timers
-from minsheng.clock.policy import PolicySet, TimeLimitPolicy
-from minsheng.clock.rules import AssignmentClock, StepClock
 from minsheng.config import Settings
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.policies import ladder_to_json
 from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.services.uow import writing
-from minsheng.storage.clock_tables import ClockZoneArea, StepDeadline, Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import Assignment, Category, Ticket, TimelineEvent
+from minsheng.storage.timelimit_tables import StepDeadline, TimeLimitZoneArea, Timer
+from minsheng.timelimits.calendar import WorkCalendar
+from minsheng.timelimits.escalation import plan_timers
+from minsheng.timelimits.policy import PolicySet, TimeLimitPolicy
+from minsheng.timelimits.rules import AssignmentClock, StepClock
 
 __all__ = ["plan_open_deadlines"]
 
@@ -54,7 +54,7 @@ def _chunks(items: Sequence[int], size: int = 900) -> Iterator[Sequence[int]]:
 
 def _zones(session: Session, clockwork: Clockwork, area_ids: Iterable[int | None]) -> dict[int, str | None]:
     """Policy zone of each area (none at all in the demo, unless an admin has mapped areas to zones)."""
-    if session.scalar(select(ClockZoneArea.area_id).limit(1)) is None:
+    if session.scalar(select(TimeLimitZoneArea.area_id).limit(1)) is None:
         return {}
     probe = Ticket()
     out: dict[int, str | None] = {}
@@ -64,12 +64,14 @@ def _zones(session: Session, clockwork: Clockwork, area_ids: Iterable[int | None
     return out
 
 
-def plan_open_deadlines(db: Database, now: datetime, config: ClockConfig | None = None) -> tuple[int, int]:
+def plan_open_deadlines(
+    db: Database, now: datetime, config: TimeLimitConfig | None = None
+) -> tuple[int, int]:
     """Deadlines and timers for every open assignment, as the clock subscriber would have planned them (see
     the module's docstring), under ``config`` (default: the preset MINSHENG_CLOCK_PRESET names). Returns
     (deadlines, timers) written."""
     with writing(db) as session:
-        clockwork = Clockwork(TicketEngine(), config or ClockConfig.from_preset(Settings().clock_preset))
+        clockwork = Clockwork(TicketEngine(), config or TimeLimitConfig.from_preset(Settings().clock_preset))
         policies = clockwork.policy_set(session)
         calendar = clockwork.calendar(session)
         by_ticket, ticket_info = _open_assignments(session, clockwork, policies, calendar)

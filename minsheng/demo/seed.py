@@ -38,7 +38,7 @@ from minsheng.demo.seed_report import Login, Progress, SeedReport
 from minsheng.services.auth import hash_password
 from minsheng.services.errors import Invalid
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.triage.training import CURRENT_FILE, train_from_db
 from minsheng.services.uow import reading, writing
 from minsheng.storage.db import Database
@@ -128,7 +128,7 @@ def seed_demo(
     days: int = 365,
     model_dir: Path | None = None,
     model_level: int = DEMO_MODEL_LEVEL,
-    clock: ClockConfig | None = None,
+    clock: TimeLimitConfig | None = None,
 ) -> SeedReport:
     """Write the demo city and ``n_tickets`` tickets created over the ``days`` before ``now`` (an empty database
     is expected: see :func:`database_is_empty`), plan the open tickets' deadlines and, with ``model_dir``, train

@@ -20,7 +20,7 @@ from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services.notifications import deliver_due
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.firing import fire_due
 from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.storage.db import Database
@@ -54,7 +54,7 @@ def run_once(
     retry: RetryPolicy | None = None,
 ) -> RunStats:
     """One pass: fire due timers, then deliver due outbox rows (when ``senders`` is given)."""
-    clockwork = clockwork or Clockwork(TicketEngine(), ClockConfig())
+    clockwork = clockwork or Clockwork(TicketEngine(), TimeLimitConfig())
     fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
     stats = RunStats(fired.fired, fired.skipped, fired.errors, fired.busy, fired.batches)
     if senders is not None:

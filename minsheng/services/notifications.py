@@ -35,8 +35,8 @@ from minsheng.notify.channels import (
 from minsheng.notify.delivery import OutboxState, RetryPolicy, after_attempt, make_message_id
 from minsheng.services.errors import NotFound
 from minsheng.storage import dialect
-from minsheng.storage.clock_tables import Notification, OutboxMessage
 from minsheng.storage.db import Database
+from minsheng.storage.timelimit_tables import Notification, OutboxMessage
 
 log = logging.getLogger("minsheng.notifications")
 

@@ -36,10 +36,10 @@ from minsheng.services.tickets import TicketEngine
 from minsheng.services.triage.runtime import TriageRuntime
 from minsheng.services.triage.training import resolve_model_path
 from minsheng.services.uow import reading, writing
-from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database, open_database
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Area, Assignment, Category, Ticket, TimelineEvent, Unit, User
+from minsheng.storage.timelimit_tables import StepDeadline, Timer
 from minsheng.storage.triage_tables import Place, RoutingRule
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
 

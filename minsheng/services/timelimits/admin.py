@@ -1,5 +1,5 @@
 """What admins edit for the time limits: policies, policy zones, the local calendar, duty rosters and message
-templates. Each write is checked with the rules of `minsheng.clock` (or the template's placeholders) and refused
+templates. Each write is checked with the rules of `minsheng.timelimits` (or the template's placeholders) and refused
 with `Invalid` (the reason) or `NotFound` (what is missing); the caller's transaction commits."""
 
 from __future__ import annotations
@@ -12,14 +12,20 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from minsheng.clock.calendar import CalendarEntry, CalendarError, WorkCalendar, entries_for_range
-from minsheng.clock.escalation import EscalationError
-from minsheng.clock.policy import PolicyError, PolicySet
 from minsheng.notify.templates import TEMPLATES, TemplateError, validate_template
 from minsheng.services.errors import Invalid, NotFound
 from minsheng.services.timelimits.policies import policy_from_json, policy_to_json
-from minsheng.storage.clock_tables import CalendarDay, ClockPolicy, ClockZoneArea, DutyShift, MessageTemplate
 from minsheng.storage.models import Area, Unit, User
+from minsheng.storage.timelimit_tables import (
+    CalendarDay,
+    DutyShift,
+    MessageTemplate,
+    TimeLimitPolicy,
+    TimeLimitZoneArea,
+)
+from minsheng.timelimits.calendar import CalendarEntry, CalendarError, WorkCalendar, entries_for_range
+from minsheng.timelimits.escalation import EscalationError
+from minsheng.timelimits.policy import PolicyError, PolicySet
 
 # The largest calendar range one request may add.
 MAX_CALENDAR_DAYS = 400
@@ -43,14 +49,14 @@ class PolicySpec:
 
 
 def check_policy(session: Session, spec: PolicySpec, replacing: int | None) -> dict[str, Any]:
-    """Validate through minsheng.clock (limits, shares, ladders, one active policy per key); the stored form."""
+    """Validate through minsheng.timelimits (limits, shares, ladders, one active policy per key); the stored form."""
     try:
         policy = policy_from_json(
             spec.category_code, spec.urgency, spec.zone, spec.limits, spec.warn_at, spec.escalation, spec.name
         )
         others = [
             policy_from_json(r.category_code, r.urgency, r.zone, r.limits, r.warn_at, r.escalation, r.name)
-            for r in session.scalars(select(ClockPolicy).where(ClockPolicy.active.is_(True)))
+            for r in session.scalars(select(TimeLimitPolicy).where(TimeLimitPolicy.active.is_(True)))
             if r.id != replacing
         ]
         if spec.active:
@@ -60,13 +66,13 @@ def check_policy(session: Session, spec: PolicySpec, replacing: int | None) -> d
     return policy_to_json(policy)
 
 
-def policies(session: Session) -> list[ClockPolicy]:
-    return list(session.scalars(select(ClockPolicy).order_by(ClockPolicy.id)))
+def policies(session: Session) -> list[TimeLimitPolicy]:
+    return list(session.scalars(select(TimeLimitPolicy).order_by(TimeLimitPolicy.id)))
 
 
-def create_policy(session: Session, spec: PolicySpec, now: datetime) -> ClockPolicy:
+def create_policy(session: Session, spec: PolicySpec, now: datetime) -> TimeLimitPolicy:
     data = check_policy(session, spec, None)
-    row = ClockPolicy(
+    row = TimeLimitPolicy(
         **{k: data[k] for k in ("name", "category_code", "urgency", "zone", "limits", "warn_at")}
     )
     row.escalation = data["escalation"]
@@ -77,8 +83,8 @@ def create_policy(session: Session, spec: PolicySpec, now: datetime) -> ClockPol
     return row
 
 
-def update_policy(session: Session, policy_id: int, spec: PolicySpec, now: datetime) -> ClockPolicy:
-    row = session.get(ClockPolicy, policy_id)
+def update_policy(session: Session, policy_id: int, spec: PolicySpec, now: datetime) -> TimeLimitPolicy:
+    row = session.get(TimeLimitPolicy, policy_id)
     if row is None:
         raise NotFound(f"policy {policy_id} not found")
     data = check_policy(session, spec, policy_id)
@@ -90,14 +96,16 @@ def update_policy(session: Session, policy_id: int, spec: PolicySpec, now: datet
 
 
 def delete_policy(session: Session, policy_id: int) -> None:
-    if session.execute(delete(ClockPolicy).where(ClockPolicy.id == policy_id)).rowcount == 0:  # type: ignore[attr-defined]
+    if session.execute(delete(TimeLimitPolicy).where(TimeLimitPolicy.id == policy_id)).rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"policy {policy_id} not found")
 
 
 # --------------------------------------------------------------------------------------------------- zones
 def zones(session: Session) -> list[tuple[str, str]]:
     """(zone, area code) of every area mapped to a policy zone."""
-    rows = session.execute(select(ClockZoneArea.zone, Area.code).join(Area, Area.id == ClockZoneArea.area_id))
+    rows = session.execute(
+        select(TimeLimitZoneArea.zone, Area.code).join(Area, Area.id == TimeLimitZoneArea.area_id)
+    )
     return [(z, c) for z, c in rows]
 
 
@@ -105,7 +113,7 @@ def add_zone(session: Session, zone: str, area_code: str) -> None:
     area_id = session.scalar(select(Area.id).where(Area.code == area_code))
     if area_id is None:
         raise NotFound(f"area {area_code} not found")
-    session.add(ClockZoneArea(zone=zone, area_id=area_id))
+    session.add(TimeLimitZoneArea(zone=zone, area_id=area_id))
 
 
 # ------------------------------------------------------------------------------------------------ calendar

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from minsheng.clock import presets
-from minsheng.clock.calendar import DEFAULT_ZONE, WorkingHours
-from minsheng.clock.escalation import RepeatedFailureLadder
-from minsheng.clock.policy import PolicySet
+from minsheng.timelimits import presets
+from minsheng.timelimits.calendar import DEFAULT_ZONE, WorkingHours
+from minsheng.timelimits.escalation import RepeatedFailureLadder
+from minsheng.timelimits.policy import PolicySet
 
 
 class ClockSettings(Protocol):
@@ -21,7 +21,7 @@ class ClockSettings(Protocol):
 
 
 @dataclass
-class ClockConfig:
+class TimeLimitConfig:
     """What the clockwork needs besides the database: fallback policies, 黔西's ladder, channels, texts."""
 
     fallback: PolicySet = field(default_factory=lambda: presets.demo_city().policies)
@@ -34,12 +34,12 @@ class ClockConfig:
     hours: WorkingHours | None = None
 
     @classmethod
-    def from_preset(cls, name: str, **kw: Any) -> ClockConfig:
+    def from_preset(cls, name: str, **kw: Any) -> TimeLimitConfig:
         preset = presets.PRESETS[name]()
         return cls(fallback=preset.policies, repeated_failures=preset.repeated_failures, **kw)
 
     @classmethod
-    def from_settings(cls, ns: ClockSettings, channels: Iterable[str]) -> ClockConfig:
+    def from_settings(cls, ns: ClockSettings, channels: Iterable[str]) -> TimeLimitConfig:
         return cls.from_preset(
             ns.clock_preset,
             hotline_name=ns.hotline_name,

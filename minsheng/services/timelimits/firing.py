@@ -18,17 +18,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from minsheng.clock.escalation import TimerSpec, timer_fired
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState
 from minsheng.services.timelimits.messages import Pass
 from minsheng.services.timelimits.subscriber import Clockwork, deadline_rows
 from minsheng.storage import dialect
-from minsheng.storage.clock_tables import StepDeadline, Timer, UnitFailure
 from minsheng.storage.db import Database
 from minsheng.storage.models import Assignment, Ticket
+from minsheng.storage.timelimit_tables import StepDeadline, Timer, UnitFailure
+from minsheng.timelimits.escalation import TimerSpec, timer_fired
 
-log = logging.getLogger("minsheng.clock")
+log = logging.getLogger("minsheng.timelimits")
 
 STEP_LABELS = {
     "sign": "签收",

@@ -21,11 +21,11 @@ from minsheng.notify import templates
 from minsheng.notify.channels import DINGTALK, EMAIL, SMS, WECOM
 from minsheng.notify.templates import TEMPLATES, RenderedMessage, TemplateError, validate_template
 from minsheng.services.notifications import add_inbox, enqueue
-from minsheng.services.timelimits.config import ClockConfig
-from minsheng.storage.clock_tables import DutyShift, MessageTemplate
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.storage.models import Assignment, Category, Ticket, Unit, User
+from minsheng.storage.timelimit_tables import DutyShift, MessageTemplate
 
-log = logging.getLogger("minsheng.clock")
+log = logging.getLogger("minsheng.timelimits")
 
 # Placeholders a context may leave out (they render empty), as in `minsheng.notify.templates.render`.
 _OPTIONAL = frozenset({"rating_url", "level_name"})
@@ -138,7 +138,7 @@ def recipients(session: Session, unit: Unit, target: str, now: datetime) -> list
 class Messenger:
     """Renders and sends the time limits' messages on the configured channels."""
 
-    def __init__(self, config: ClockConfig) -> None:
+    def __init__(self, config: TimeLimitConfig) -> None:
         self.config = config
 
     @staticmethod

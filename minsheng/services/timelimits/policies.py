@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from minsheng.clock.calendar import CalendarEntry, WorkCalendar
-from minsheng.clock.escalation import EscalationLadder, EscalationStep
-from minsheng.clock.policy import PolicySet, TimeLimit, TimeLimitPolicy
-from minsheng.services.timelimits.config import ClockConfig
-from minsheng.storage.clock_tables import CalendarDay, ClockPolicy, ClockZoneArea
+from minsheng.services.timelimits.config import TimeLimitConfig
+from minsheng.storage import timelimit_tables as tables
 from minsheng.storage.models import Area, Category, Ticket
+from minsheng.storage.timelimit_tables import CalendarDay, TimeLimitZoneArea
+from minsheng.timelimits.calendar import CalendarEntry, WorkCalendar
+from minsheng.timelimits.escalation import EscalationLadder, EscalationStep
+from minsheng.timelimits.policy import PolicySet, TimeLimit, TimeLimitPolicy
 
 
 # ---------------------------------------------------------------------------------------- policies as JSON
@@ -73,7 +74,7 @@ def policy_from_json(
     )
 
 
-def policy_from_row(row: ClockPolicy) -> TimeLimitPolicy:
+def policy_from_row(row: tables.TimeLimitPolicy) -> TimeLimitPolicy:
     return policy_from_json(
         row.category_code, row.urgency, row.zone, row.limits, row.warn_at, row.escalation, row.name
     )
@@ -95,7 +96,7 @@ def policy_to_json(p: TimeLimitPolicy) -> dict[str, Any]:
 class PolicyBook:
     """The policies, calendar and zones of the city; one per application (small caches, no sessions)."""
 
-    def __init__(self, config: ClockConfig) -> None:
+    def __init__(self, config: TimeLimitConfig) -> None:
         self.config = config
         self._policy_cache: tuple[Any, PolicySet] | None = None
         self._calendar_cache: tuple[Any, WorkCalendar] | None = None
@@ -103,7 +104,7 @@ class PolicyBook:
     def policy_set(self, session: Session) -> PolicySet:
         """The city's policies (the preset when admins have entered none) over the category tree."""
         version = (
-            session.execute(select(func.count(), func.max(ClockPolicy.updated_at))).one(),
+            session.execute(select(func.count(), func.max(tables.TimeLimitPolicy.updated_at))).one(),
             session.execute(select(func.count(), func.max(Category.id))).one(),
         )
         if self._policy_cache is not None and self._policy_cache[0] == version:
@@ -112,7 +113,9 @@ class PolicyBook:
         parents = {
             c.code: (parent[c.parent_id].code if c.parent_id in parent else None) for c in parent.values()
         }
-        rows = list(session.scalars(select(ClockPolicy).where(ClockPolicy.active.is_(True))))
+        rows = list(
+            session.scalars(select(tables.TimeLimitPolicy).where(tables.TimeLimitPolicy.active.is_(True)))
+        )
         policies = (
             [policy_from_row(r) for r in rows] if rows else list(self.config.fallback.policies.values())
         )
@@ -140,8 +143,8 @@ class PolicyBook:
         if not codes:
             return None
         rows = session.execute(
-            select(Area.path, ClockZoneArea.zone)
-            .join(ClockZoneArea, ClockZoneArea.area_id == Area.id)
+            select(Area.path, TimeLimitZoneArea.zone)
+            .join(TimeLimitZoneArea, TimeLimitZoneArea.area_id == Area.id)
             .where(Area.code.in_(codes))
         ).all()
         return max(rows, key=lambda r: len(r[0]))[1] if rows else None

@@ -1,6 +1,6 @@
 """The time-limit subscriber: deadlines and timers kept in step with every ticket event.
 
-`Clockwork` runs inside the transaction of each engine step and applies the rules of `minsheng.clock.rules`:
+`Clockwork` runs inside the transaction of each engine step and applies the rules of `minsheng.timelimits.rules`:
 
 - a new assignment: resolve the policy of (category, urgency, zone), compute the deadlines on the working
   calendar (statutory + local entries), store them (`StepDeadline`, mirrored into ``Assignment.sign_due_at`` /
@@ -23,18 +23,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from minsheng.clock.calendar import WorkCalendar
-from minsheng.clock.escalation import plan_timers
-from minsheng.clock.policy import Deadline, PolicySet, TimeLimitPolicy
-from minsheng.clock.rules import Change, effect_of, extended, reopen_deadlines, shifted, start_deadlines
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState
 from minsheng.services.ticket_core import DomainEvent, EngineCore
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.messages import Messenger
 from minsheng.services.timelimits.policies import PolicyBook, ladder_from_json, ladder_to_json
 from minsheng.storage import dialect
-from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.models import Assignment, Ticket
+from minsheng.storage.timelimit_tables import StepDeadline, Timer
+from minsheng.timelimits.calendar import WorkCalendar
+from minsheng.timelimits.escalation import plan_timers
+from minsheng.timelimits.policy import Deadline, PolicySet, TimeLimitPolicy
+from minsheng.timelimits.rules import Change, effect_of, extended, reopen_deadlines, shifted, start_deadlines
 
 
 def deadline_of(row: StepDeadline) -> Deadline:
@@ -70,9 +70,9 @@ class Clockwork:
     """Engine subscriber; also what the worker fires timers with. One per application (small caches, no
     sessions): the engine it records clock events through, the configuration, the policy book, the messenger."""
 
-    def __init__(self, engine: EngineCore, config: ClockConfig | None = None) -> None:
+    def __init__(self, engine: EngineCore, config: TimeLimitConfig | None = None) -> None:
         self.engine = engine
-        self.config = config or ClockConfig()
+        self.config = config or TimeLimitConfig()
         self.policies = PolicyBook(self.config)
         self.messages = Messenger(self.config)
 

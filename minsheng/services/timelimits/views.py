@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from minsheng.services.errors import NotFound
 from minsheng.services.timelimits.admin import unit_codes, unit_id
-from minsheng.storage.clock_tables import DutyShift, StepDeadline, Timer
 from minsheng.storage.models import Ticket
+from minsheng.storage.timelimit_tables import DutyShift, StepDeadline, Timer
 
 
 def timers(session: Session, ticket: str | None, pending: bool, limit: int) -> list[Timer]:

@@ -56,7 +56,7 @@ def test_cluster_warning_raised_once_for_n_and_not_again(make_desk: MakeDesk) ->
 
 
 def test_supervisors_are_told_once(make_desk: MakeDesk) -> None:
-    from minsheng.storage.clock_tables import Notification
+    from minsheng.storage.timelimit_tables import Notification
 
     desk = make_desk(FakeClassifier("020101", 0.99))
     for i, text in enumerate(TEXTS):

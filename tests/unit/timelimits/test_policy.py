@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from minsheng.clock.calendar import CalendarEntry, WorkCalendar
-from minsheng.clock.escalation import EscalationLadder, EscalationStep
-from minsheng.clock.policy import (
+from minsheng.timelimits.calendar import CalendarEntry, WorkCalendar
+from minsheng.timelimits.escalation import EscalationLadder, EscalationStep
+from minsheng.timelimits.policy import (
     PolicyError,
     PolicySet,
     TimeLimit,

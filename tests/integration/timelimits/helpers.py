@@ -16,12 +16,12 @@ from minsheng.domain.transitions import AssignmentAction
 from minsheng.services import schemas as s
 from minsheng.services.background import RunStats, run_once
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.subscriber import Clockwork
 from minsheng.services.uow import reading, writing
-from minsheng.storage.clock_tables import Notification, OutboxMessage, Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent, Unit, User
+from minsheng.storage.timelimit_tables import Notification, OutboxMessage, Timer
 
 CLOCK_ACTIONS = ("warning", "overdue", "press", "escalation")
 
@@ -34,7 +34,7 @@ class Harness:
     clockwork: Clockwork
 
     @classmethod
-    def build(cls, db: Database, clock: FixedClock, config: ClockConfig) -> Harness:
+    def build(cls, db: Database, clock: FixedClock, config: TimeLimitConfig) -> Harness:
         engine = TicketEngine()
         cw = Clockwork(engine, config)
         engine.subscribers.append(cw)

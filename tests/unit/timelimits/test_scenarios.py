@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from minsheng.clock.calendar import WorkCalendar
-from minsheng.clock.escalation import (
+from minsheng.domain.clock import FixedClock
+from minsheng.timelimits.calendar import WorkCalendar
+from minsheng.timelimits.escalation import (
     EscalationError,
     EscalationLadder,
     EscalationStep,
@@ -22,9 +23,8 @@ from minsheng.clock.escalation import (
     timer_fired,
     timer_key_prefix,
 )
-from minsheng.clock.policy import compute_deadlines
-from minsheng.clock.presets import PRESETS, chengdu, demo_city, haikou, jiaxing, qiannan, qianxi
-from minsheng.domain.clock import FixedClock
+from minsheng.timelimits.policy import compute_deadlines
+from minsheng.timelimits.presets import PRESETS, chengdu, demo_city, haikou, jiaxing, qiannan, qianxi
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

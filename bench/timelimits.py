@@ -1,6 +1,6 @@
 """Benchmark of the worker's timer scan: cost grows with what is due, not with what is open.
 
-Run: ``.venv/bin/python bench/clock.py [--url URL] [--open 1000000] [--due 10000] [--small 100000]``.
+Run: ``.venv/bin/python bench/timelimits.py [--url URL] [--open 1000000] [--due 10000] [--small 100000]``.
 Open tickets, their pending assignments, sign deadlines and one escalation timer each are bulk-inserted with Core
 (not through the engine; shaped like the engine's output). ``--due`` of the timers are already due. Measured:
 
@@ -37,12 +37,12 @@ from minsheng.config import Settings
 from minsheng.domain.clock import SystemClock
 from minsheng.services.background import RunStats, run_loop, run_once
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.subscriber import Clockwork
-from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database, open_database
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent, Unit
+from minsheng.storage.timelimit_tables import StepDeadline, Timer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "clock.json"
 BATCH = 20_000
@@ -171,7 +171,7 @@ def one_pass(db: Database, n_open: int, n_due: int, now: datetime) -> dict[str, 
     t0 = time.perf_counter()
     load_open_tickets(db, n_open, n_due, now)
     load_s = time.perf_counter() - t0
-    clockwork = Clockwork(TicketEngine(), ClockConfig())
+    clockwork = Clockwork(TicketEngine(), TimeLimitConfig())
     t0 = time.perf_counter()
     stats = run_once(db, now, clockwork=clockwork, worker_id="bench")
     pass_s = time.perf_counter() - t0
@@ -193,7 +193,7 @@ def latency(db: Database, n_timers: int, window_s: float, interval: float) -> di
     """Timers due at random moments of the next ``window_s`` seconds; the loop runs at ``interval``."""
     start = datetime.now(UTC) + timedelta(seconds=2)
     load_open_tickets(db, n_timers, n_timers, start, seed=1, due_within=(0.0, window_s))
-    clockwork = Clockwork(TicketEngine(), ClockConfig())
+    clockwork = Clockwork(TicketEngine(), TimeLimitConfig())
     pass_ends: dict[datetime, float] = {}
     lock = threading.Lock()
     clock = SystemClock()

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from minsheng.clock.calendar import WorkCalendar
-from minsheng.clock.policy import Deadline, TimeLimitPolicy, compute_deadlines, extend, shift_for_pause
+from minsheng.timelimits.calendar import WorkCalendar
+from minsheng.timelimits.policy import Deadline, TimeLimitPolicy, compute_deadlines, extend, shift_for_pause
 
 # Which deadlines a unit step meets. 嘉兴's "instructions within 3 min" are given with the unit's first report.
 DONE_BY: Mapping[str, frozenset[str]] = {

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from minsheng.clock.policy import Deadline
+    from minsheng.timelimits.policy import Deadline
 
 Action = Literal["press", "notify"]
 TimerKind = Literal["warning", "overdue", "escalation"]

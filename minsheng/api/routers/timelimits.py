@@ -19,7 +19,7 @@ from minsheng.services.schemas import CODE_RE, Checked, Id, Instant
 from minsheng.services.timelimits import admin, views
 
 if TYPE_CHECKING:
-    from minsheng.storage.clock_tables import ClockPolicy, DutyShift
+    from minsheng.storage.timelimit_tables import DutyShift, TimeLimitPolicy
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/clock", tags=["clock"])
 inbox_router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/notifications", tags=["notifications"])
@@ -76,7 +76,7 @@ class PolicyIn(Checked):
     active: bool = True
 
 
-def _policy_json(row: ClockPolicy) -> dict[str, Any]:
+def _policy_json(row: TimeLimitPolicy) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,

@@ -1,6 +1,6 @@
 """One deadline rule set: for the same ticket events, the time-limit subscriber (deadlines kept as each event
 happens) and the demo seeder (deadlines planned afterwards from the timelines, `plan_open_deadlines`) leave the
-same deadlines. Both apply `minsheng.clock.rules`; a change to either side's handling alone breaks this test.
+same deadlines. Both apply `minsheng.timelimits.rules`; a change to either side's handling alone breaks this test.
 
 The events cover every rule: a lead's and an assisting unit's steps, a return and redispatch, an approved
 extension, a pause over a weekend and its resume, a rejected closing, a dissatisfied rating's reopen, a ticket
@@ -19,13 +19,13 @@ from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, Rating
 from minsheng.services import schemas as s
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.uow import reading, writing
-from minsheng.storage.clock_tables import StepDeadline, Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import Assignment, Ticket, Unit
+from minsheng.storage.timelimit_tables import StepDeadline, Timer
 from tests.factories import small_city
-from tests.integration.clock.helpers import Harness
+from tests.integration.timelimits.helpers import Harness
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -150,7 +150,7 @@ def _open_deadlines(db: Database) -> Plan:
 def test_subscriber_and_seeder_plan_the_same_deadlines(db: Database, clock: FixedClock) -> None:
     with writing(db) as session:
         small_city(session, clock.now())
-    config = ClockConfig()
+    config = TimeLimitConfig()
     h = Harness.build(db, clock, config)
     _walk(h, clock)  # from Saturday 09:00 in Shanghai: working-time limits start on Monday
     by_subscriber = _open_deadlines(db)

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from minsheng.clock.escalation import EscalationLadder, EscalationStep, RepeatedFailureLadder
-from minsheng.clock.policy import PolicySet, TimeLimit, TimeLimitPolicy, limits_of
+from minsheng.timelimits.escalation import EscalationLadder, EscalationStep, RepeatedFailureLadder
+from minsheng.timelimits.policy import PolicySet, TimeLimit, TimeLimitPolicy, limits_of
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

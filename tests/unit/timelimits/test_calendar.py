@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from minsheng.clock.calendar import (
+from minsheng.timelimits.calendar import (
     CalendarEntry,
     CalendarError,
     WorkCalendar,

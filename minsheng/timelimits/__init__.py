@@ -3,8 +3,8 @@
 Pure code: no database, no web, no system clock. See `calendar`, `policy`, `escalation` and `presets`.
 """
 
-from minsheng.clock.calendar import CalendarEntry, CalendarError, WorkCalendar, WorkingHours
-from minsheng.clock.escalation import (
+from minsheng.timelimits.calendar import CalendarEntry, CalendarError, WorkCalendar, WorkingHours
+from minsheng.timelimits.escalation import (
     EscalationError,
     EscalationLadder,
     EscalationStep,
@@ -17,7 +17,7 @@ from minsheng.clock.escalation import (
     plan_timers,
     timer_fired,
 )
-from minsheng.clock.policy import (
+from minsheng.timelimits.policy import (
     Deadline,
     PolicyError,
     PolicySet,

@@ -6,16 +6,16 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from bench.timelimits import load_open_tickets
 from sqlalchemy import func, select
 
-from bench.clock import load_open_tickets
 from minsheng.services.background import run_once
 from minsheng.services.tickets import TicketEngine
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.subscriber import Clockwork
-from minsheng.storage.clock_tables import Timer
 from minsheng.storage.db import Database
 from minsheng.storage.models import TimelineEvent
+from minsheng.storage.timelimit_tables import Timer
 
 N = 10_000
 
@@ -28,7 +28,7 @@ def test_two_workers_fire_every_escalation_exactly_once(db: Database) -> None:
         )
     now = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
     load_open_tickets(db, N, N, now)
-    clockwork = Clockwork(TicketEngine(), ClockConfig())
+    clockwork = Clockwork(TicketEngine(), TimeLimitConfig())
     fired: dict[str, int] = {}
     failures: list[BaseException] = []
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from minsheng.clock.calendar import WorkCalendar
-from minsheng.clock.escalation import EscalationLadder
+from minsheng.timelimits.calendar import WorkCalendar
+from minsheng.timelimits.escalation import EscalationLadder
 
 TimeUnit = Literal["minutes", "hours", "natural_days", "working_hours", "working_days"]
 UNITS: tuple[str, ...] = ("minutes", "hours", "natural_days", "working_hours", "working_days")

@@ -8,18 +8,18 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from minsheng.clock import presets
 from minsheng.domain.clock import FixedClock
 from minsheng.notify.channels import DingTalkRobotSender, SmsGatewaySender, SmtpSender, SmtpSettings
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services import org
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.uow import reading, writing
-from minsheng.storage.clock_tables import DutyShift, MessageTemplate, OutboxMessage, Timer
 from minsheng.storage.db import Database
+from minsheng.storage.timelimit_tables import DutyShift, MessageTemplate, OutboxMessage, Timer
+from minsheng.timelimits import presets
 from tests.factories import small_city
-from tests.integration.clock.helpers import Harness
 from tests.integration.notify.test_notify_delivery import HttpReceiver, SmtpReceiver
+from tests.integration.timelimits.helpers import Harness
 
 RETRY = RetryPolicy(max_attempts=4, base_delay=timedelta(seconds=30), jitter=0.0)
 MIN = timedelta(minutes=1)
@@ -64,7 +64,7 @@ def test_failing_then_recovering_receivers_get_each_message_once(
         "dingtalk": DingTalkRobotSender(f"{http_receiver.url}/robot/send?access_token=t", secret="SECx"),
         "email": SmtpSender(SmtpSettings(host="127.0.0.1", port=smtp_receiver.port)),
     }
-    config = ClockConfig.from_preset("qiannan", channels=frozenset(senders))
+    config = TimeLimitConfig.from_preset("qiannan", channels=frozenset(senders))
     h = Harness.build(db, clock, config)
     number = h.intake_and_dispatch(lead="DUTY")
     clock.advance(16 * MIN)
@@ -96,7 +96,7 @@ def test_unreachable_gateway_and_bad_template_are_recorded_and_the_worker_goes_o
         session.add(MessageTemplate(kind="warning", text="{{ no_such_placeholder }}", updated_at=clock.now()))
     senders = {"sms": SmsGatewaySender("http://127.0.0.1:9/sms", timeout=0.5)}
     h = Harness.build(
-        db, clock, ClockConfig(fallback=presets.qiannan().policies, channels=frozenset(senders))
+        db, clock, TimeLimitConfig(fallback=presets.qiannan().policies, channels=frozenset(senders))
     )
     number = h.intake_and_dispatch(lead="ZJJ")
     with writing(db) as session:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from minsheng.storage.models import Base, BigId
 
 
-class ClockPolicy(Base):
+class TimeLimitPolicy(Base):
     """One time-limit policy row; ``limits`` {step: {amount, unit}}, ``escalation`` {step: [steps]}."""
 
     __tablename__ = "clock_policies"
@@ -32,7 +32,7 @@ class ClockPolicy(Base):
     updated_at: Mapped[datetime]
 
 
-class ClockZoneArea(Base):
+class TimeLimitZoneArea(Base):
     """An area (and its subtree) belongs to a policy zone, e.g. 嘉兴's 主城区 ``urban``."""
 
     __tablename__ = "clock_zone_areas"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from minsheng.clock.calendar import WorkCalendar
-from minsheng.clock.policy import TimeLimit, TimeLimitPolicy, limits_of
-from minsheng.clock.rules import AssignmentClock, Change, Effect, effect_of, owed_steps
+from minsheng.timelimits.calendar import WorkCalendar
+from minsheng.timelimits.policy import TimeLimit, TimeLimitPolicy, limits_of
+from minsheng.timelimits.rules import AssignmentClock, Change, Effect, effect_of, owed_steps
 
 CAL = WorkCalendar()
 T0 = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Shanghai

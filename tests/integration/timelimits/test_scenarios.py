@@ -10,20 +10,20 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from minsheng.clock import presets
-from minsheng.clock.escalation import EscalationLadder, EscalationStep
-from minsheng.clock.policy import PolicySet, TimeLimit, TimeLimitPolicy, limits_of
 from minsheng.domain.clock import FixedClock
 from minsheng.domain.roles import Role
 from minsheng.services import org
 from minsheng.services import schemas as s
-from minsheng.services.timelimits.config import ClockConfig
+from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.uow import reading, writing
-from minsheng.storage.clock_tables import ClockZoneArea, DutyShift, StepDeadline
 from minsheng.storage.db import Database
 from minsheng.storage.models import Area, Ticket, TimelineEvent, User
+from minsheng.storage.timelimit_tables import DutyShift, StepDeadline, TimeLimitZoneArea
+from minsheng.timelimits import presets
+from minsheng.timelimits.escalation import EscalationLadder, EscalationStep
+from minsheng.timelimits.policy import PolicySet, TimeLimit, TimeLimitPolicy, limits_of
 from tests.factories import small_city
-from tests.integration.clock.helpers import Harness
+from tests.integration.timelimits.helpers import Harness
 
 MIN = timedelta(minutes=1)
 SMS = frozenset({"sms"})
@@ -38,7 +38,7 @@ def _city(db: Database, clock: FixedClock) -> None:
 
 def test_qiannan_sign_15_leader_30_county_60(db: Database, clock: FixedClock) -> None:
     _city(db, clock)
-    h = Harness.build(db, clock, ClockConfig.from_preset("qiannan", channels=SMS))
+    h = Harness.build(db, clock, TimeLimitConfig.from_preset("qiannan", channels=SMS))
     t0 = clock.now()
     number = h.intake_and_dispatch(lead="XFL")
     signed = h.intake_and_dispatch(lead="XFL")
@@ -95,8 +95,8 @@ def test_jiaxing_1_2_3_minutes_and_on_site_10_or_30(db: Database, clock: FixedCl
     _city(db, clock)
     with writing(db) as session:
         area = session.scalar(select(Area.id).where(Area.code == "C0101"))
-        session.add(ClockZoneArea(zone="urban", area_id=area))
-    h = Harness.build(db, clock, ClockConfig.from_preset("jiaxing"))
+        session.add(TimeLimitZoneArea(zone="urban", area_id=area))
+    h = Harness.build(db, clock, TimeLimitConfig.from_preset("jiaxing"))
     t0 = clock.now()
     urban = h.intake_and_dispatch(lead="CGJ", area_code="C0101")
     elsewhere = h.intake_and_dispatch(lead="CGJ", area_code="C0201")
@@ -144,7 +144,7 @@ def test_chengdu_working_days_across_national_day(db: Database) -> None:
     # Monday 29 September 2025, 10:00 in Chengdu; 1-8 October are holidays, Saturday 11 October is worked.
     clock = FixedClock(datetime(2025, 9, 29, 2, 0, tzinfo=UTC))
     _city(db, clock)
-    config = ClockConfig(fallback=presets.chengdu(complex_categories=["0101"]).policies)
+    config = TimeLimitConfig(fallback=presets.chengdu(complex_categories=["0101"]).policies)
     h = Harness.build(db, clock, config)
     simple = h.intake_and_dispatch(category_code="0201")
     complex_ = h.intake_and_dispatch(category_code="010101")  # a child of the complex category 0101
@@ -183,7 +183,7 @@ def test_qianxi_three_repeated_failures_climb_to_the_mayor(db: Database, clock: 
                     ends_at=t0 + timedelta(days=10),
                 )
             )
-    h = Harness.build(db, clock, ClockConfig.from_preset("qianxi"))
+    h = Harness.build(db, clock, TimeLimitConfig.from_preset("qianxi"))
     numbers = []
     for day in range(3):
         clock.set(t0 + timedelta(days=day))
@@ -217,7 +217,7 @@ def test_pause_extension_and_reopen_move_deadlines(db: Database, clock: FixedClo
         limits_of(TimeLimit("sign", 30, "minutes"), TimeLimit("resolve", 24, "hours")),
         escalation={"resolve": press},
     )
-    h = Harness.build(db, clock, ClockConfig(fallback=PolicySet([policy]), channels=SMS))
+    h = Harness.build(db, clock, TimeLimitConfig(fallback=PolicySet([policy]), channels=SMS))
     t0 = clock.now()
     hour = timedelta(hours=1)
     number = h.intake_and_dispatch(lead="CGJ")
@@ -288,7 +288,7 @@ def test_pause_extension_and_reopen_move_deadlines(db: Database, clock: FixedClo
 
 def test_returned_and_redispatched_orders_drop_their_timers(db: Database, clock: FixedClock) -> None:
     _city(db, clock)
-    h = Harness.build(db, clock, ClockConfig.from_preset("qiannan"))
+    h = Harness.build(db, clock, TimeLimitConfig.from_preset("qiannan"))
     number = h.intake_and_dispatch(lead="ZJJ")
     clock.advance(2 * MIN)
     h.step(number, "ZJJ", "return", s.WithReason(reason="非我局职责"))
