@@ -353,3 +353,17 @@ def test_parallel_http_dispatch_one_wins(login: Callable[[str], TestClient]) -> 
             codes = sorted(pool.map(go, range(2)))
         assert codes == [200, 409]
         assert len(op.get(f"/api/v1/tickets/{number}").json()["assignments"]) == 1
+
+
+def test_the_old_path_of_confer_still_answers(login: Callable[[str], TestClient]) -> None:
+    """会商 was posted to /consult before the action was named confer; 0.1 clients keep working."""
+    op, sup = login("operator1"), login("supervisor1")
+    number = _intake(op, category_code="010101", area_code="C0101")["number"]
+    assert (
+        login("dispatcher1").post(f"/api/v1/tickets/{number}/dispatch", json={"lead_unit": "CGJ"}).status_code
+        == 200
+    )
+    r = sup.post(f"/api/v1/tickets/{number}/consult", json={"participants": ["CGJ"], "decision": "城管主办"})
+    assert r.status_code == 200, r.text
+    actions = [e["action"] for e in sup.get(f"/api/v1/tickets/{number}/timeline").json()]
+    assert actions[-1] == "confer"

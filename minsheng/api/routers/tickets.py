@@ -162,7 +162,19 @@ def _ticket_route(action: TicketAction, model: type[BaseModel], step: Step) -> N
         summary=f"{action.label} ({action.value})",
         name=f"ticket_{action.value}",
     )
+    for old in LEGACY_NAMES.get(action, ()):
+        # The path of 0.1 clients, before the action was renamed: same handler, not in the schema.
+        router.add_api_route(
+            f"/tickets/{{number}}/{old}",
+            handler,
+            methods=["POST"],
+            name=f"ticket_{old}",
+            include_in_schema=False,
+        )
 
+
+# 会商 was `consult`, which is also 咨询 (the kind consultation): renamed `confer`, the old path still answers.
+LEGACY_NAMES: dict[TicketAction, tuple[str, ...]] = {TicketAction.CONFER: ("consult",)}
 
 for _action, (_model, _step) in TICKET_STEPS.items():
     _ticket_route(_action, _model, _step)
