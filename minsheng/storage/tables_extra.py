@@ -1,6 +1,7 @@
 """Imports every module that defines tables, so that Base.metadata is complete for Alembic."""
 
 from minsheng.storage import (
+    audit_tables,  # noqa: F401
     kb_tables,  # noqa: F401
     models,  # noqa: F401
     timelimit_tables,  # noqa: F401

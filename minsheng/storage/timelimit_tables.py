@@ -30,6 +30,8 @@ class TimeLimitPolicy(Base):
     escalation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime]
+    # A deleted policy is kept (soft delete, issue 14) and read by nobody: every reader skips it.
+    deleted_at: Mapped[datetime | None]
 
 
 class TimeLimitZoneArea(Base):

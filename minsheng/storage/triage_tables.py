@@ -31,6 +31,8 @@ class RoutingRule(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     updated_by: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime]
+    # A deleted rule is kept (soft delete, issue 14) and read by nobody: every reader skips it.
+    deleted_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_routing_rules_category_area", "category_code", "area_code"),)
 
