@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor
 from minsheng.services import queries
 from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid
+from minsheng.services.ticket_core import locked
 from minsheng.services.tickets import TicketEngine
 from minsheng.storage.db import Database
 from minsheng.storage.models import Attachment, Ticket
@@ -87,6 +89,9 @@ def record_attachment(
     session: Session, engine: TicketEngine, ticket: Ticket, actor: Actor, blob: Blob, now: datetime
 ) -> Attachment:
     """The attachment row and its timeline note, in the caller's transaction."""
+    # The note takes the ticket's next timeline number: lock the row first, or a step taken at the same moment
+    # on another connection (PostgreSQL) would take the same number and one of the two would fail.
+    ticket = session.scalars(locked(select(Ticket).where(Ticket.id == ticket.id))).one()
     ev = engine.record_note(
         session,
         ticket,

@@ -34,6 +34,7 @@ from minsheng.notify.channels import (
 )
 from minsheng.notify.delivery import OutboxState, RetryPolicy, after_attempt, make_message_id
 from minsheng.services.errors import NotFound
+from minsheng.services.records import fields
 from minsheng.storage import dialect
 from minsheng.storage.db import Database
 from minsheng.storage.timelimit_tables import Notification, OutboxMessage
@@ -257,13 +258,6 @@ def mark_read(
 
 
 def notification_json(n: Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "kind": n.kind,
-        "title": n.title,
-        "text": n.text,
-        "ticket_id": n.ticket_id,
-        "to_unit": n.user_id is None,
-        "created_at": n.created_at,
-        "read_at": n.read_at,
-    }
+    return fields(
+        n, "id", "kind", "title", "text", "ticket_id", "created_at", "read_at", to_unit=n.user_id is None
+    )

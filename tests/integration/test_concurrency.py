@@ -118,3 +118,61 @@ def test_same_idempotency_key_in_parallel_makes_one_ticket(db: Database, clock: 
     assert sum(1 for r in results if r[1]) == 1  # type: ignore[index]
     with db.read_sessions() as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 2
+
+
+def test_an_upload_waits_for_a_step_on_the_same_ticket(
+    db: Database, clock: FixedClock, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """An attachment's timeline note takes the ticket's next number: it must wait for a step that holds the
+    ticket (PostgreSQL lets both run at once), not take the same number and fail."""
+    from minsheng.services import attachments
+    from minsheng.services.auth import Principal
+
+    engine, number = _setup(db, clock)
+    with db.write_sessions() as session, session.begin():
+        engine.dispatch(session, DISPATCHER, number, s.Dispatch(lead_unit="CGJ"), clock.now())
+    with db.read_sessions() as session:
+        sup_id = session.scalars(select(User.id).where(User.username == "supervisor1")).one()
+    supervisor = Principal(sup_id, "supervisor1", "督办员一", Role.SUPERVISOR, None, None)
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(buf, "PNG")
+    png = buf.getvalue()
+    holding, release, read = threading.Event(), threading.Event(), threading.Event()
+    reads: list[str] = []
+    ticket_for = attachments.queries.ticket_for
+
+    def ticket_for_then_signal(session, who, n):  # type: ignore[no-untyped-def]
+        t = ticket_for(session, who, n)
+        reads.append(n)
+        if len(reads) == 2:  # the write transaction has read the ticket, before the step commits
+            read.set()
+        return t
+
+    def step_holding_the_ticket() -> None:
+        with db.write_sessions() as session, session.begin():
+            engine.confer(session, DISPATCHER, number, s.Conference(decision="城管主办"), clock.now())
+            session.flush()
+            holding.set()
+            release.wait(10)
+
+    def upload() -> object:
+        return attachments.upload(
+            db, engine, tmp_path, supervisor, number, "p.png", png, 1 << 20, clock.now()
+        )
+
+    monkeypatch.setattr(attachments.queries, "ticket_for", ticket_for_then_signal)
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(step_holding_the_ticket)
+        assert holding.wait(10)
+        uploaded = pool.submit(upload)
+        read.wait(5)  # on SQLite the upload's write transaction waits for the step's, and reads after it
+        release.set()
+        held.result(timeout=30)
+        uploaded.result(timeout=30)
+    with db.read_sessions() as session:
+        seqs = list(session.scalars(select(TimelineEvent.seq).join(Ticket).where(Ticket.number == number)))
+    assert len(seqs) == len(set(seqs))

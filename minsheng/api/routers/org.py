@@ -12,6 +12,7 @@ from minsheng.domain.roles import Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import org
+from minsheng.services.records import fields
 from minsheng.services.schemas import CODE_RE, Checked
 
 if TYPE_CHECKING:
@@ -58,15 +59,7 @@ class UserIn(Checked):
 
 
 def area_json(a: Area) -> dict[str, Any]:
-    return {
-        "code": a.code,
-        "name": a.name,
-        "level": a.level,
-        "path": a.path,
-        "aliases": a.aliases,
-        "lat": a.lat,
-        "lon": a.lon,
-    }
+    return fields(a, "code", "name", "level", "path", "aliases", "lat", "lon")
 
 
 @router.get("/areas")
@@ -101,13 +94,9 @@ def list_categories(session: ReadSession, user: CurrentUser) -> list[dict[str, A
     cats = org.list_categories(session)
     by_id = {c.id: c for c in cats}
     return [
-        {
-            "code": c.code,
-            "name": c.name,
-            "level": c.level,
-            "parent_code": by_id[c.parent_id].code if c.parent_id else None,
-            "active": c.active,
-        }
+        fields(
+            c, "code", "name", "level", "active", parent_code=by_id[c.parent_id].code if c.parent_id else None
+        )
         for c in cats
     ]
 
@@ -115,22 +104,14 @@ def list_categories(session: ReadSession, user: CurrentUser) -> list[dict[str, A
 @router.post("/categories", status_code=201, dependencies=[AdminOnly])
 def create_category(session: WriteSession, body: CategoryIn) -> dict[str, Any]:
     c = org.add_category(session, body.code, body.name, body.parent_code)
-    return {"code": c.code, "name": c.name, "level": c.level}
+    return fields(c, "code", "name", "level")
 
 
 @router.get("/units")
 def list_units(session: ReadSession, user: CurrentUser) -> list[dict[str, Any]]:
     units = org.list_units(session)
     return [
-        {
-            "code": u.code,
-            "name": u.name,
-            "kind": u.kind,
-            "kind_label": UnitKind(u.kind).label,
-            "duty_tier": u.duty_tier,
-            "active": u.active,
-            "phone": u.phone,
-        }
+        fields(u, "code", "name", "kind", "duty_tier", "active", "phone", kind_label=UnitKind(u.kind).label)
         for u in units
     ]
 
@@ -148,19 +129,13 @@ def create_unit(session: WriteSession, body: UnitIn) -> dict[str, Any]:
         body.phone,
         body.leader_name,
     )
-    return {"code": u.code, "name": u.name, "kind": u.kind}
+    return fields(u, "code", "name", "kind")
 
 
 @router.get("/users", dependencies=[AdminOnly])
 def list_users(session: ReadSession) -> list[dict[str, Any]]:
     return [
-        {
-            "username": u.username,
-            "display_name": u.display_name,
-            "role": u.role,
-            "unit_code": u.unit.code if u.unit else None,
-            "active": u.active,
-        }
+        fields(u, "username", "display_name", "role", "active", unit_code=u.unit.code if u.unit else None)
         for u in org.list_users(session)
     ]
 

@@ -15,6 +15,7 @@ from minsheng.domain.roles import Role
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import notifications
 from minsheng.services.queries import ticket_for
+from minsheng.services.records import fields
 from minsheng.services.schemas import CODE_RE, Checked, Id, Instant
 from minsheng.services.timelimits import admin, views
 
@@ -77,18 +78,19 @@ class PolicyIn(Checked):
 
 
 def _policy_json(row: TimeLimitPolicy) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "category_code": row.category_code,
-        "urgency": row.urgency,
-        "zone": row.zone,
-        "limits": row.limits,
-        "warn_at": row.warn_at,
-        "escalation": row.escalation,
-        "active": row.active,
-        "updated_at": row.updated_at,
-    }
+    return fields(
+        row,
+        "id",
+        "name",
+        "category_code",
+        "urgency",
+        "zone",
+        "limits",
+        "warn_at",
+        "escalation",
+        "active",
+        "updated_at",
+    )
 
 
 def _policy_spec(body: PolicyIn) -> admin.PolicySpec:
