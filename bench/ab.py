@@ -67,6 +67,7 @@ def run(tree: Path, script: str, args: list[str]) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="the baseline commit")
+    ap.add_argument("--head", help="a commit to compare instead of the working tree")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keys", default="ms,rps,per_s,/s,ratio", help="comma-separated parts of keys to show")
     ap.add_argument("script")
@@ -77,6 +78,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", str(base_tree), a.base], cwd=ROOT, check=True)
+        head_tree = ROOT
+        if a.head:
+            head_tree = Path(tmp) / "head"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(head_tree), a.head], cwd=ROOT, check=True
+            )
         try:
             for i in range(a.rounds):
                 order = (
@@ -88,7 +95,8 @@ def main() -> int:
                     console.print(f"[bold]round {i + 1}/{a.rounds}: {side}[/]")
                     runs[side].append(run(tree, a.script, args))
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
+            for tree in {base_tree, head_tree} - {ROOT}:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     keys = sorted(set.intersection(*(set(r) for r in runs["base"] + runs["head"])))
     wanted = [k for k in keys if any(part in k for part in a.keys.split(","))]
     table = Table(
@@ -107,7 +115,9 @@ def main() -> int:
     out = ROOT / "bench" / "results" / f"ab-{Path(a.script).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        json.dumps({"base": a.base, "args": args, "rounds": a.rounds, "figures": summary}, indent=2)
+        json.dumps(
+            {"base": a.base, "head": head, "args": args, "rounds": a.rounds, "figures": summary}, indent=2
+        )
     )
     console.print(f"written {out}")
     return 0
