@@ -99,9 +99,8 @@ def main() -> int:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     keys = sorted(set.intersection(*(set(r) for r in runs["base"] + runs["head"])))
     wanted = [k for k in keys if any(part in k for part in a.keys.split(","))]
-    table = Table(
-        title=f"{a.script} {' '.join(args)}: base {a.base} vs working tree, medians of {a.rounds} rounds"
-    )
+    head = a.head or "working tree"
+    table = Table(title=f"{a.script} {' '.join(args)}: base {a.base} vs {head}, medians of {a.rounds} rounds")
     for col in ("figure", "base", "head", "head/base"):
         table.add_column(col, justify="right" if col != "figure" else "left")
     summary: dict[str, dict[str, float | None]] = {}
