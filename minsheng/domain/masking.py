@@ -66,3 +66,8 @@ def pii_view(
     if role is Role.HANDLER and viewer_unit_id in assigned_unit_ids and not confidential:
         return PiiView(full=True)
     return PiiView(full=False)
+
+
+# What a screen that every staff member may look at (the big screen's feed) shows instead of a confidential
+# ticket's title.
+CONFIDENTIAL_TITLE = "保密件"

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, or_, select, true, union_all
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from minsheng.domain import transitions as tx
-from minsheng.domain.masking import mask_address, mask_id_number, mask_name, mask_phone, pii_view
+from minsheng.domain.masking import (
+    CONFIDENTIAL_TITLE,
+    mask_address,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    pii_view,
+)
 from minsheng.domain.numbering import hash_query_code
 from minsheng.domain.roles import Role
 from minsheng.domain.states import (
@@ -72,14 +79,79 @@ def can_see_all(role: Role) -> bool:
     )
 
 
-def ticket_for(session: Session, who: Principal, number: str) -> Ticket:
-    """A ticket the principal may see, or NotFound/PermissionDenied."""
+_ACTIVE = sorted(st.value for st in ACTIVE_ASSIGNMENT_STATES)
+
+
+def is_current(a: Assignment) -> bool:
+    """An assignment the unit holds now (pending, signed, reported, asking to close): returned, cancelled and
+    closed ones are history."""
+    return a.state in _ACTIVE
+
+
+def current_unit_ids(t: Ticket) -> frozenset[int]:
+    """The units that hold the ticket now: access and unmasked personal data follow these, not the history."""
+    return frozenset(a.unit_id for a in t.assignments if is_current(a))
+
+
+def _held_by(unit_id: int) -> ColumnElement[bool]:
+    # EXISTS probes the assignments of each ticket met along the created_at index; an IN over all of a unit's
+    # assignments would be materialised and sorted first.
+    return (
+        select(Assignment.id)
+        .where(
+            Assignment.ticket_id == Ticket.id,
+            Assignment.unit_id == unit_id,
+            Assignment.state.in_(_ACTIVE),
+        )
+        .exists()
+    )
+
+
+def visible_to(who: Principal | None) -> ColumnElement[bool]:
+    """THE visibility rule of every ticket list a person may see (lists, search, related and earlier tickets,
+    repeats, the queue, the board): the centre's roles see every ticket; a handling unit sees the tickets it
+    holds now (a current assignment), so a confidential (保密) ticket stays inside the units handling it; anyone
+    else sees none. Lists shown to several viewers at once (the big screen) use `public_title` instead."""
+    if who is not None and can_see_all(who.role):
+        return true()
+    if who is not None and who.role is Role.HANDLER and who.unit_id is not None:
+        return _held_by(who.unit_id)
+    return false()
+
+
+def may_see(t: Ticket, who: Principal | None) -> bool:
+    """`visible_to` for one loaded ticket."""
+    if who is not None and can_see_all(who.role):
+        return True
+    return who is not None and who.role is Role.HANDLER and who.unit_id in current_unit_ids(t)
+
+
+def past_viewer(t: Ticket, who: Principal | None) -> bool:
+    """A handler whose unit handled the ticket before (returned, cancelled, closed) but holds it no more: it keeps
+    a read-only view of its own part, personal data masked; not of a confidential ticket."""
+    return (
+        who is not None
+        and who.role is Role.HANDLER
+        and who.unit_id is not None
+        and not t.confidential
+        and who.unit_id not in current_unit_ids(t)
+        and any(a.unit_id == who.unit_id for a in t.assignments)
+    )
+
+
+def public_title() -> ColumnElement[Any]:
+    """A ticket's title as a screen every staff member may look at shows it: 保密件 for a confidential one."""
+    return case((Ticket.confidential.is_(True), literal(CONFIDENTIAL_TITLE)), else_=Ticket.title)
+
+
+def ticket_for(session: Session, who: Principal, number: str, *, past: bool = False) -> Ticket:
+    """A ticket the principal may act on (`may_see`), or NotFound/PermissionDenied. With `past`, also a ticket
+    the principal's unit handled before (`past_viewer`): read-only pages and reads only, never a step or an
+    upload."""
     t = session.scalar(select(Ticket).where(Ticket.number == number))
     if t is None:
         raise NotFound(f"ticket {number} not found")
-    if can_see_all(who.role):
-        return t
-    if who.role is Role.HANDLER and any(a.unit_id == who.unit_id for a in t.assignments):
+    if may_see(t, who) or (past and past_viewer(t, who)):
         return t
     raise PermissionDenied("this ticket is not assigned to your unit")
 
@@ -166,17 +238,9 @@ def list_tickets(
     cursor: str | None = None,
     with_total: bool = False,
 ) -> tuple[list[Ticket], str | None, int | None]:
-    q = select(Ticket)
-    if not can_see_all(who.role):
-        if who.role is not Role.HANDLER or who.unit_id is None:
-            raise PermissionDenied("your role may not list tickets")
-        # EXISTS probes the assignments of each ticket met along the created_at index; an IN over all of a
-        # unit's assignments would be materialised and sorted first.
-        q = q.where(
-            select(Assignment.id)
-            .where(Assignment.ticket_id == Ticket.id, Assignment.unit_id == who.unit_id)
-            .exists()
-        )
+    if not can_see_all(who.role) and (who.role is not Role.HANDLER or who.unit_id is None):
+        raise PermissionDenied("your role may not list tickets")
+    q = select(Ticket).where(visible_to(who))
     q = _apply_filter(session, q, f)
     total = None
     if with_total:
@@ -212,11 +276,15 @@ def inbox(session: Session, who: Principal, *, limit: int = 50, offset: int = 0)
     return rows
 
 
-def dispatch_queue(session: Session, *, limit: int = 50, offset: int = 0) -> list[Ticket]:
-    """New and returned tickets, oldest first: one index range per state, merged (an IN would sort all)."""
+def dispatch_queue(
+    session: Session, *, limit: int = 50, offset: int = 0, who: Principal | None = None
+) -> list[Ticket]:
+    """New and returned tickets that `who` may see (without `who`: all, the system's view), oldest first: one
+    index range per state, merged (an IN would sort all)."""
+    seen = true() if who is None else visible_to(who)
     per_state = [
         select(Ticket.id, Ticket.created_at)
-        .where(Ticket.state == st.value)
+        .where(Ticket.state == st.value, seen)
         .order_by(Ticket.created_at, Ticket.id)
         .limit(limit + offset)
         .subquery()
@@ -314,10 +382,11 @@ def ticket_view(
     full = pii_view(
         role,
         viewer_unit_id=who.unit_id if who else None,
-        assigned_unit_ids=frozenset(a.unit_id for a in t.assignments),
+        assigned_unit_ids=current_unit_ids(t),
         confidential=t.confidential,
         is_submitter=citizen,
     ).full
+    before = not citizen and past_viewer(t, who)
     out: dict[str, Any] = {
         "number": t.number,
         "state": t.state,
@@ -376,7 +445,17 @@ def ticket_view(
     if citizen:
         for k in ("triage", "assignments", "allowed_actions", "extensions"):
             out.pop(k, None)
+    if before and who is not None:
+        # A unit that handled the ticket before: its own part, read-only.
+        out["assignments"] = [
+            a | {"allowed_actions": []} for a in out["assignments"] if a["unit_code"] in _own_codes(t, who)
+        ]
+        out.update(allowed_actions=[], extensions=[], attachments=[], triage=None, read_only=True)
     return out
+
+
+def _own_codes(t: Ticket, who: Principal) -> set[str]:
+    return {a.unit.code for a in t.assignments if a.unit_id == who.unit_id}
 
 
 def intake_view(session: Session, t: Ticket, *, full: bool) -> dict[str, Any]:
@@ -426,8 +505,14 @@ PUBLIC_TIMELINE_KEYS = {
 }
 
 
-def timeline(session: Session, t: Ticket, *, public_only: bool = False) -> list[dict[str, Any]]:
+def timeline(
+    session: Session, t: Ticket, *, public_only: bool = False, who: Principal | None = None
+) -> list[dict[str, Any]]:
+    """The ticket's timeline; a unit that handled it before (`past_viewer`) gets the events of its own part."""
     q = select(TimelineEvent).where(TimelineEvent.ticket_id == t.id).order_by(TimelineEvent.seq)
+    if who is not None and past_viewer(t, who):
+        own = [a.id for a in t.assignments if a.unit_id == who.unit_id]
+        q = q.where(or_(TimelineEvent.assignment_id.in_(own), TimelineEvent.actor_unit_id == who.unit_id))
     out = []
     for e in session.scalars(q):
         if public_only and not e.public:
@@ -456,8 +541,9 @@ def timeline(session: Session, t: Ticket, *, public_only: bool = False) -> list[
 
 def newest_tickets(session: Session, after: int | None, limit: int) -> list[tuple[Any, ...]]:
     """(id, number, title, channel, created_at) of the tickets above id `after`, oldest first; without
-    `after`, the newest `limit`, oldest first (the big screen's live feed)."""
-    q = select(Ticket.id, Ticket.number, Ticket.title, Ticket.channel, Ticket.created_at)
+    `after`, the newest `limit`, oldest first (the big screen's live feed, one for every viewer: a confidential
+    ticket's title is 保密件)."""
+    q = select(Ticket.id, Ticket.number, public_title(), Ticket.channel, Ticket.created_at)
     if after is not None:
         rows = session.execute(q.where(Ticket.id > after).order_by(Ticket.id).limit(limit)).all()
     else:
@@ -469,30 +555,35 @@ def newest_tickets(session: Session, after: int | None, limit: int) -> list[tupl
 # Each one indexed range, oldest or newest first, bounded: the pages show a screenful, never a table.
 
 
-def waiting(session: Session, state: TicketState, limit: int) -> list[Ticket]:
+def waiting(session: Session, who: Principal | None, state: TicketState, limit: int) -> list[Ticket]:
     """Tickets in one state, oldest first (ix_tickets_state_created): the queue's, board's and follow-up's."""
-    q = select(Ticket).where(Ticket.state == state.value).order_by(Ticket.created_at, Ticket.id).limit(limit)
+    q = (
+        select(Ticket)
+        .where(Ticket.state == state.value, visible_to(who))
+        .order_by(Ticket.created_at, Ticket.id)
+        .limit(limit)
+    )
     return list(session.scalars(q))
 
 
-def dissatisfied(session: Session, limit: int) -> list[Ticket]:
+def dissatisfied(session: Session, who: Principal | None, limit: int) -> list[Ticket]:
     """Rated tickets whose citizen was not satisfied, newest first."""
     bad = [r.value for r in Rating if r.is_dissatisfied]
     q = (
         select(Ticket)
-        .where(Ticket.state == TicketState.RATED.value, Ticket.rating.in_(bad))
+        .where(Ticket.state == TicketState.RATED.value, Ticket.rating.in_(bad), visible_to(who))
         .order_by(Ticket.created_at.desc())
         .limit(limit)
     )
     return list(session.scalars(q))
 
 
-def pending_extensions(session: Session, limit: int) -> list[tuple[Extension, Ticket]]:
+def pending_extensions(session: Session, who: Principal | None, limit: int) -> list[tuple[Extension, Ticket]]:
     """Extension requests waiting for a decision, oldest first, with their tickets."""
     rows = session.execute(
         select(Extension, Ticket)
         .join(Ticket, Ticket.id == Extension.ticket_id)
-        .where(Extension.state == ExtensionState.PENDING.value)
+        .where(Extension.state == ExtensionState.PENDING.value, visible_to(who))
         .order_by(Extension.requested_at)
         .limit(limit)
     ).tuples()
@@ -500,52 +591,78 @@ def pending_extensions(session: Session, limit: int) -> list[tuple[Extension, Ti
 
 
 def recent_events(
-    session: Session, since: datetime, actions: Sequence[str], limit: int
+    session: Session, who: Principal | None, since: datetime, actions: Sequence[str], limit: int
 ) -> list[tuple[TimelineEvent, str, str]]:
     """Timeline events of some kinds since a moment, newest first, with their ticket's number and title."""
     rows = session.execute(
         select(TimelineEvent, Ticket.number, Ticket.title)
         .join(Ticket, Ticket.id == TimelineEvent.ticket_id)
-        .where(TimelineEvent.at >= since, TimelineEvent.action.in_(actions))
+        .where(TimelineEvent.at >= since, TimelineEvent.action.in_(actions), visible_to(who))
         .order_by(TimelineEvent.at.desc())
         .limit(limit)
     ).tuples()
     return list(rows)
 
 
-def earlier_from(session: Session, phone: str, limit: int) -> list[Ticket]:
-    """The newest tickets from one phone number (the desk shows them while a caller is on the line)."""
+def earlier_from(session: Session, who: Principal | None, phone: str, limit: int) -> list[Ticket]:
+    """The newest tickets from one phone number that the viewer may see (the desk shows them while a caller is
+    on the line)."""
     q = (
         select(Ticket)
-        .where(Ticket.citizen_phone == phone)
+        .where(Ticket.citizen_phone == phone, visible_to(who), *_no_confidential_link(who))
         .order_by(Ticket.created_at.desc(), Ticket.id.desc())
         .limit(limit)
     )
     return list(session.scalars(q))
 
 
-def repeats_of(session: Session, t: Ticket, limit: int = 20) -> list[Ticket]:
+def _no_confidential_link(who: Principal | None) -> list[ColumnElement[bool]]:
+    # A unit that sees a caller's phone must not learn that the same caller made a confidential report, even one
+    # it handles (it gets that one without the caller's contact): linked by phone, the report would be named.
+    if who is not None and can_see_all(who.role):
+        return []
+    return [Ticket.confidential.is_(False)]
+
+
+def repeats_of(session: Session, t: Ticket, who: Principal | None, limit: int = 20) -> list[Ticket]:
     return list(
-        session.scalars(select(Ticket).where(Ticket.repeat_of_id == t.id).order_by(Ticket.id).limit(limit))
+        session.scalars(
+            select(Ticket)
+            .where(Ticket.repeat_of_id == t.id, visible_to(who))
+            .order_by(Ticket.id)
+            .limit(limit)
+        )
     )
 
 
 def related(
-    session: Session, t: Ticket, *, same_phone: bool, same_area: bool, limit: int = 5
+    session: Session,
+    t: Ticket,
+    who: Principal | None,
+    *,
+    same_phone: bool,
+    same_area: bool,
+    limit: int = 5,
 ) -> list[Ticket]:
-    """Other tickets from the same caller and/or the same area, newest first, each ticket once."""
+    """Other tickets from the same caller and/or the same area that the viewer may see (`visible_to`), newest
+    first, each ticket once; by phone, a handler never gets a confidential one."""
     rows: list[Ticket] = []
     if same_phone and t.citizen_phone:
         rows += session.scalars(
             select(Ticket)
-            .where(Ticket.citizen_phone == t.citizen_phone, Ticket.id != t.id)
+            .where(
+                Ticket.citizen_phone == t.citizen_phone,
+                Ticket.id != t.id,
+                visible_to(who),
+                *_no_confidential_link(who),
+            )
             .order_by(Ticket.created_at.desc())
             .limit(limit)
         ).all()
     if same_area and t.area_id:
         rows += session.scalars(
             select(Ticket)
-            .where(Ticket.area_id == t.area_id, Ticket.id != t.id)
+            .where(Ticket.area_id == t.area_id, Ticket.id != t.id, visible_to(who))
             .order_by(Ticket.created_at.desc())
             .limit(limit)
         ).all()

@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from minsheng.domain.states import Channel, Kind, Rating, TransferTarget, Urgency
 
@@ -24,7 +25,6 @@ PHONE_RE = re.compile(r"^\+?[0-9][0-9\- ]{2,19}$")
 ID_NUMBER_RE = re.compile(r"^[0-9]{17}[0-9Xx]$|^[0-9]{15}$")
 CODE_RE = r"^[A-Za-z0-9_.\-]{1,32}$"
 
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=2, max_length=500)]
 Note = Annotated[str | None, Field(default=None, max_length=2000)]
 UnitCode = Annotated[str, Field(pattern=CODE_RE)]
@@ -66,6 +66,52 @@ def has_nul(value: Any) -> bool:
     return False
 
 
+# Characters no person types into a form and that make stored text lie about itself: the bidirectional overrides
+# and isolates (U+202A–U+202E, U+2066–U+2069: "‮gpj.exe" reads as "exe.jpg") and the C0/C1 controls. Long texts
+# keep newline, carriage return and tab; one-line texts (titles, names, addresses) refuse them too. NUL has its
+# own message (`Checked`).
+_DIRECTION = "\u202a-\u202e\u2066-\u2069"
+_TEXT_BAD = re.compile(f"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_DIRECTION}]")
+_LINE_BAD = re.compile(f"[\x01-\x1f\x7f-\x9f{_DIRECTION}]")
+
+
+def clean_text(v: str, *, one_line: bool = False) -> str:
+    """The text if it holds no control or direction-override character, else a 422 that names the first one."""
+    hit = (_LINE_BAD if one_line else _TEXT_BAD).search(v)
+    if hit is not None:
+        raise PydanticCustomError(
+            "text_control",
+            "不能包含控制字符或文字方向控制字符（U+{code}，第 {pos} 个字符）; control and direction-override "
+            "characters are not allowed (U+{code} at character {pos})",
+            {"code": f"{ord(hit.group()):04X}", "pos": hit.start() + 1},
+        )
+    return v
+
+
+def _one_line(v: str | None) -> str | None:
+    return v if v is None else clean_text(v, one_line=True)
+
+
+# A one-line text (a title, a name, an address): the validator type of every such field.
+Line = AfterValidator(_one_line)
+Text200 = Annotated[str, Field(min_length=1, max_length=200), Line]
+
+
+def _clean_strings(value: Any) -> Any:
+    """Every text in a (possibly nested) input value checked by `clean_text`, iteratively."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            clean_text(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return value
+
+
 class Checked(BaseModel):
     """Input that will be stored: no NUL characters in any text (PostgreSQL cannot store them in text)."""
 
@@ -78,7 +124,15 @@ class Checked(BaseModel):
 
 
 class Strict(Checked):
+    """Input of a use case: no unknown fields, and no control or direction-override characters in any text
+    (`clean_text`; the one-line fields are `Line`s)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_controls(cls, v: Any) -> Any:
+        return _clean_strings(v)
 
 
 class IntakeRequest(Strict):
@@ -88,18 +142,18 @@ class IntakeRequest(Strict):
     kind: Kind | None = None
     urgency: Urgency | None = None
     category_code: str | None = Field(default=None, pattern=CODE_RE)
-    title: str | None = Field(default=None, max_length=200)
+    title: Annotated[str | None, Line] = Field(default=None, max_length=200)
     detail: str = Field(min_length=1, max_length=MAX_DETAIL)
-    address: str | None = Field(default=None, max_length=300)
+    address: Annotated[str | None, Line] = Field(default=None, max_length=300)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     area_code: str | None = Field(default=None, pattern=CODE_RE)
-    citizen_name: str | None = Field(default=None, max_length=64)
+    citizen_name: Annotated[str | None, Line] = Field(default=None, max_length=64)
     citizen_phone: str | None = Field(default=None, max_length=32)
     citizen_id_number: str | None = Field(default=None, max_length=32)
     confidential: bool = False
     public_consent: bool = False
-    external_id: str | None = Field(default=None, max_length=100)
+    external_id: Annotated[str | None, Line] = Field(default=None, max_length=100)
     idempotency_key: str | None = Field(default=None, min_length=8, max_length=128)
 
     @field_validator("detail")

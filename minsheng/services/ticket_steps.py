@@ -25,7 +25,7 @@ from minsheng.services.ticket_core import (
     check_role,
     locked,
 )
-from minsheng.storage.models import Assignment, Attachment, Extension, Ticket, Unit
+from minsheng.storage.models import Assignment, Attachment, Extension, Ticket, TimelineEvent, Unit
 
 
 class LoopSteps(EngineCore):
@@ -293,10 +293,27 @@ class LoopSteps(EngineCore):
         return t
 
     def rate(self, session: Session, actor: Actor, number: str, p: s.Rate, now: datetime) -> Ticket:
+        """The citizen's own rating. A follow-up call records what staff heard (and rates the ticket, so that the
+        measures count it); the citizen keeps the last word: a rating sent after a follow-up replaces the
+        follow-up's (a dissatisfied one can then reopen the ticket). A citizen rates once."""
         t = self._lock(session, number)
-        self._ticket_step(
-            session, t, actor, TicketAction.RATE, now, {"rating": p.rating.value, "comment": p.comment}
-        )
+        payload = {"rating": p.rating.value, "comment": p.comment}
+        if t.state == TicketState.RATED.value:
+            rated_by_citizen = session.scalar(
+                select(TimelineEvent.id)
+                .where(TimelineEvent.ticket_id == t.id, TimelineEvent.action == TicketAction.RATE.value)
+                .limit(1)
+            )
+            if rated_by_citizen is not None:
+                raise Conflict("this ticket has already been rated by the citizen", state=t.state, allowed=[])
+            # Rated by a follow-up only: the citizen's rating is recorded over it, the state stays RATED.
+            check_role(TicketAction.RATE, actor)
+            payload["replaces"] = t.rating
+            ev = self._record(session, t, actor, TicketAction.RATE.value, t.state, t.state, now, payload)
+            self._publish(session, DomainEvent(TicketAction.RATE.value, t, ev, None, payload), now)
+            t.updated_at = now
+        else:
+            self._ticket_step(session, t, actor, TicketAction.RATE, now, payload)
         t.rating = p.rating.value
         t.rated_at = now
         return t

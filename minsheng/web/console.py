@@ -166,7 +166,7 @@ def desk_suggest(request: Request, state: StateDep, user: DeskUser, form: FormDe
         # Earlier tickets and full KB answers are computed here the same way whether triage is wired or not.
         earlier = []
         if phone:
-            rows = queries.earlier_from(session, phone, limit=5)
+            rows = queries.earlier_from(session, user, phone, limit=5)
             names = queries.Names(session, rows)
             earlier = [views.brief(t, names, user) for t in rows]
         out["earlier"] = earlier
@@ -197,8 +197,8 @@ def _coordinate(v: str | None, limit: float) -> float | None:
 def queue(request: Request, state: StateDep, user: QueueUser) -> Response:
     sel = request.query_params.get("sel")
     with core.read_tx(state) as session:
-        returned = queries.waiting(session, TicketState.RETURNED, PAGE)
-        new = queries.waiting(session, TicketState.ACCEPTED, PAGE)
+        returned = queries.waiting(session, user, TicketState.RETURNED, PAGE)
+        new = queries.waiting(session, user, TicketState.ACCEPTED, PAGE)
         names = queries.Names(session, returned + new)
         rows = [views.brief(t, names, user) | {"returns": views.returns(t)} for t in returned + new]
         panel = None
@@ -242,13 +242,13 @@ def inbox(request: Request, state: StateDep, user: HandlerUser) -> Response:
 def board(request: Request, state: StateDep, user: BoardUser) -> Response:
     now = state.clock.now()
     with core.read_tx(state) as session:
-        review = queries.waiting(session, TicketState.CLOSE_REQUESTED, PAGE)
-        paused = queries.waiting(session, TicketState.PAUSED, PAGE)
-        returned = queries.waiting(session, TicketState.RETURNED, PAGE)
-        dissatisfied = queries.dissatisfied(session, PAGE)
-        ext_rows = queries.pending_extensions(session, PAGE)
+        review = queries.waiting(session, user, TicketState.CLOSE_REQUESTED, PAGE)
+        paused = queries.waiting(session, user, TicketState.PAUSED, PAGE)
+        returned = queries.waiting(session, user, TicketState.RETURNED, PAGE)
+        dissatisfied = queries.dissatisfied(session, user, PAGE)
+        ext_rows = queries.pending_extensions(session, user, PAGE)
         names = queries.Names(session, review + paused + returned + dissatisfied + [t for _, t in ext_rows])
-        events = queries.recent_events(session, now - timedelta(days=3), BOARD_EVENTS, PAGE)
+        events = queries.recent_events(session, user, now - timedelta(days=3), BOARD_EVENTS, PAGE)
         ctx = {
             "review": [views.brief(t, names, user) for t in review],
             "paused": [views.brief(t, names, user) for t in paused],
@@ -274,8 +274,8 @@ def board(request: Request, state: StateDep, user: BoardUser) -> Response:
 @router.get("/followup")
 def followup(request: Request, state: StateDep, user: FollowupUser) -> Response:
     with core.read_tx(state) as session:
-        closed = queries.waiting(session, TicketState.CLOSED, PAGE)
-        dissatisfied = queries.dissatisfied(session, 10)
+        closed = queries.waiting(session, user, TicketState.CLOSED, PAGE)
+        dissatisfied = queries.dissatisfied(session, user, 10)
         names = queries.Names(session, closed + dissatisfied)
         ctx = {
             "closed": [views.brief(t, names, user, pii=True) for t in closed],
@@ -305,15 +305,24 @@ def ticket_list(request: Request, state: StateDep, user: StaffUser) -> Response:
 @router.get("/tickets/{number}")
 def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Number) -> Response:
     with core.read_tx(state) as session:
-        t = queries.ticket_for(session, user, number)
+        t = queries.ticket_for(session, user, number, past=True)
         view = queries.ticket_view(session, t, user)
-        timeline = queries.timeline(session, t)
-        rep_rows = queries.repeats_of(session, t, limit=20)
+        timeline = queries.timeline(session, t, who=user)
+        rep_rows = queries.repeats_of(session, t, user, limit=20)
         related = queries.related(
-            session, t, same_phone=views.full_pii(t, user), same_area=queries.can_see_all(user.role)
+            session,
+            t,
+            user,
+            same_phone=bool(t.citizen_phone) and view["citizen_phone"] == t.citizen_phone,
+            same_area=queries.can_see_all(user.role),
         )
         names = queries.Names(session, [*rep_rows, *related])
-        mine = [a for a in t.assignments if user.role is Role.HANDLER and a.unit_id == user.unit_id]
+        # The unit's current assignments: a unit that handled the ticket before only reads it.
+        mine = [
+            a
+            for a in t.assignments
+            if user.role is Role.HANDLER and a.unit_id == user.unit_id and queries.is_current(a)
+        ]
         ctx = {
             "t": view,
             "timeline": timeline,
@@ -323,7 +332,8 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
             "mine": [queries.assignment_view(a, TicketState(t.state)) for a in mine],
             "mine_lead": any(a.role == AssignmentRole.LEAD.value for a in mine),
             "geo": org.city_map(session) if t.lat is not None and t.lon is not None else None,
-            "can": _can(user, view["allowed_actions"]),
+            "can": _can(user, view["allowed_actions"], mine),
+            "read_only": bool(view.get("read_only")),
             "ratings": [(r.value, r.label) for r in Rating],
             "pending_ext": [e for e in view["extensions"] if e["state"] == ExtensionState.PENDING.value],
             "triage_pending": queries.triage_pending(session, t) and queries.can_see_all(user.role),
@@ -331,10 +341,21 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
     return core.render(request, "ticket.html", ctx, user=user)
 
 
-def _can(user: Principal, allowed: list[str]) -> set[str]:
+# A handler's unit takes these steps of the whole ticket only as the lead of a current assignment (the engine's
+# `_check_unit_scope_lead`); `confer` with any current assignment.
+_LEAD_ONLY = {TicketAction.PAUSE.value, TicketAction.RESUME.value, TicketAction.REQUEST_EXTENSION.value}
+
+
+def _can(user: Principal, allowed: list[str], mine: list[Any]) -> set[str]:
+    """The ticket steps to offer: those the ticket's state allows, the role may take and, for a handler, its
+    unit's current assignment allows, so that nothing offered answers 403."""
     from minsheng.domain.transitions import TICKET_ACTION_ROLES
 
-    return {a for a in allowed if user.role in TICKET_ACTION_ROLES[TicketAction(a)]}
+    can = {a for a in allowed if user.role in TICKET_ACTION_ROLES[TicketAction(a)]}
+    if user.role is Role.HANDLER:
+        lead = any(a.role == AssignmentRole.LEAD.value for a in mine)
+        can = {a for a in can if mine and (lead or a not in _LEAD_ONLY)}
+    return can
 
 
 # ---------------------------------------------------------------------- steps taken from forms

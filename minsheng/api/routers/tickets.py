@@ -102,14 +102,15 @@ def list_tickets(
 
 @router.get("/tickets/{number}", summary="One ticket")
 def get_ticket(session: ReadSession, user: CurrentUser, number: Number) -> dict[str, Any]:
-    t = queries.ticket_for(session, user, number)
+    """A unit that handled the ticket before gets its own part, read-only, personal data masked."""
+    t = queries.ticket_for(session, user, number, past=True)
     return queries.ticket_view(session, t, user)
 
 
 @router.get("/tickets/{number}/timeline", summary="The ticket's timeline (audit trail)")
 def get_timeline(session: ReadSession, user: CurrentUser, number: Number) -> list[dict[str, Any]]:
-    t = queries.ticket_for(session, user, number)
-    return queries.timeline(session, t)
+    t = queries.ticket_for(session, user, number, past=True)
+    return queries.timeline(session, t, who=user)
 
 
 @router.post("/tickets/{number}/attachments", status_code=201, summary="Attach a photo")
@@ -234,5 +235,5 @@ def get_queue(
         raise PermissionDenied("the dispatch queue is for dispatchers")
     return [
         queries.ticket_view(session, t, user)
-        for t in queries.dispatch_queue(session, limit=limit, offset=offset)
+        for t in queries.dispatch_queue(session, limit=limit, offset=offset, who=user)
     ]
