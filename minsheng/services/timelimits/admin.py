@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -56,7 +56,11 @@ def check_policy(session: Session, spec: PolicySpec, replacing: int | None) -> d
         )
         others = [
             policy_from_json(r.category_code, r.urgency, r.zone, r.limits, r.warn_at, r.escalation, r.name)
-            for r in session.scalars(select(TimeLimitPolicy).where(TimeLimitPolicy.active.is_(True)))
+            for r in session.scalars(
+                select(TimeLimitPolicy).where(
+                    TimeLimitPolicy.active.is_(True), TimeLimitPolicy.deleted_at.is_(None)
+                )
+            )
             if r.id != replacing
         ]
         if spec.active:
@@ -67,7 +71,19 @@ def check_policy(session: Session, spec: PolicySpec, replacing: int | None) -> d
 
 
 def policies(session: Session) -> list[TimeLimitPolicy]:
-    return list(session.scalars(select(TimeLimitPolicy).order_by(TimeLimitPolicy.id)))
+    return list(
+        session.scalars(
+            select(TimeLimitPolicy).where(TimeLimitPolicy.deleted_at.is_(None)).order_by(TimeLimitPolicy.id)
+        )
+    )
+
+
+def _policy(session: Session, policy_id: int) -> TimeLimitPolicy:
+    """A policy that was not deleted, or NotFound."""
+    row = session.get(TimeLimitPolicy, policy_id)
+    if row is None or row.deleted_at is not None:
+        raise NotFound(f"policy {policy_id} not found")
+    return row
 
 
 def create_policy(session: Session, spec: PolicySpec, now: datetime) -> TimeLimitPolicy:
@@ -84,9 +100,7 @@ def create_policy(session: Session, spec: PolicySpec, now: datetime) -> TimeLimi
 
 
 def update_policy(session: Session, policy_id: int, spec: PolicySpec, now: datetime) -> TimeLimitPolicy:
-    row = session.get(TimeLimitPolicy, policy_id)
-    if row is None:
-        raise NotFound(f"policy {policy_id} not found")
+    row = _policy(session, policy_id)
     data = check_policy(session, spec, policy_id)
     for k in ("name", "category_code", "urgency", "zone", "limits", "warn_at", "escalation"):
         setattr(row, k, data[k])
@@ -95,9 +109,12 @@ def update_policy(session: Session, policy_id: int, spec: PolicySpec, now: datet
     return row
 
 
-def delete_policy(session: Session, policy_id: int) -> None:
-    if session.execute(delete(TimeLimitPolicy).where(TimeLimitPolicy.id == policy_id)).rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFound(f"policy {policy_id} not found")
+def delete_policy(session: Session, policy_id: int, now: datetime | None = None) -> None:
+    """A soft delete: the row is kept with `deleted_at` (the audit log shows it), and no reader sees it."""
+    row = _policy(session, policy_id)
+    row.deleted_at = now or datetime.now(UTC)
+    row.active = False
+    session.flush()
 
 
 # --------------------------------------------------------------------------------------------------- zones

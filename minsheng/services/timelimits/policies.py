@@ -104,7 +104,11 @@ class PolicyBook:
     def policy_set(self, session: Session) -> PolicySet:
         """The city's policies (the preset when admins have entered none) over the category tree."""
         version = (
-            session.execute(select(func.count(), func.max(tables.TimeLimitPolicy.updated_at))).one(),
+            session.execute(
+                select(func.count(), func.max(tables.TimeLimitPolicy.updated_at)).where(
+                    tables.TimeLimitPolicy.deleted_at.is_(None)
+                )
+            ).one(),
             session.execute(select(func.count(), func.max(Category.id))).one(),
         )
         if self._policy_cache is not None and self._policy_cache[0] == version:
@@ -114,7 +118,11 @@ class PolicyBook:
             c.code: (parent[c.parent_id].code if c.parent_id in parent else None) for c in parent.values()
         }
         rows = list(
-            session.scalars(select(tables.TimeLimitPolicy).where(tables.TimeLimitPolicy.active.is_(True)))
+            session.scalars(
+                select(tables.TimeLimitPolicy).where(
+                    tables.TimeLimitPolicy.active.is_(True), tables.TimeLimitPolicy.deleted_at.is_(None)
+                )
+            )
         )
         policies = (
             [policy_from_row(r) for r in rows] if rows else list(self.config.fallback.policies.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from minsheng.services import org
 from minsheng.services import schemas as s
 from minsheng.services.errors import Invalid, NotFound
+from minsheng.services.records import fields
 from minsheng.services.triage.sql import chunks
 from minsheng.storage.models import Area, Category, Ticket, TimelineEvent
 from minsheng.storage.triage_tables import Place, RoutingRule
@@ -49,18 +50,12 @@ def _check_rule(session: Session, body: RuleIn) -> None:
 
 
 def rule_json(row: RoutingRule) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "category_code": row.category_code,
-        "area_code": row.area_code,
-        "lead_unit": row.lead_unit,
-        "assist_units": list(row.assist_units or []),
-        "priority": row.priority,
-        "enabled": row.enabled,
-        "note": row.note,
-        "updated_by": row.updated_by,
-        "updated_at": row.updated_at.isoformat(),
-    }
+    return fields(
+        row,
+        *("id", "category_code", "area_code", "lead_unit", "priority", "enabled", "note", "updated_by"),
+        assist_units=list(row.assist_units or []),
+        updated_at=row.updated_at.isoformat(),
+    )
 
 
 def list_rules(
@@ -72,7 +67,7 @@ def list_rules(
     limit: int = 1000,
     offset: int = 0,
 ) -> list[RoutingRule]:
-    q = select(RoutingRule).order_by(RoutingRule.id)
+    q = select(RoutingRule).where(RoutingRule.deleted_at.is_(None)).order_by(RoutingRule.id)
     if category:
         q = q.where(RoutingRule.category_code == category)
     if area:
@@ -84,7 +79,7 @@ def list_rules(
 
 def get_rule(session: Session, rule_id: int) -> RoutingRule:
     row = session.get(RoutingRule, rule_id)
-    if row is None:
+    if row is None or row.deleted_at is not None:
         raise NotFound(f"routing rule {rule_id} not found")
     return row
 
@@ -107,8 +102,9 @@ def update_rule(session: Session, rule_id: int, body: RuleIn, by: str, now: date
     return row
 
 
-def delete_rule(session: Session, rule_id: int) -> None:
-    session.delete(get_rule(session, rule_id))
+def delete_rule(session: Session, rule_id: int, now: datetime | None = None) -> None:
+    """A soft delete: the row is kept with `deleted_at` (the audit log shows it), and no reader sees it."""
+    get_rule(session, rule_id).deleted_at = now or datetime.now(UTC)
     session.flush()
 
 
@@ -147,8 +143,8 @@ def import_routing(
         )
     report = ImportReport(kind="routing")
     if replace:
-        for old in session.scalars(select(RoutingRule)):
-            session.delete(old)
+        for old in session.scalars(select(RoutingRule).where(RoutingRule.deleted_at.is_(None))):
+            old.deleted_at = now
         session.flush()
     for number, row in rows:
         try:
@@ -202,6 +198,7 @@ def _upsert_rule(session: Session, body: RuleIn, by: str, now: datetime) -> str:
             _eq(RoutingRule.category_code, body.category_code),
             _eq(RoutingRule.area_code, body.area_code),
             RoutingRule.lead_unit == body.lead_unit,
+            RoutingRule.deleted_at.is_(None),
         )
     )
     if existing is None:
@@ -383,13 +380,8 @@ def _dispatch_history(
 
 
 def _correction_json(c: RouteCorrection) -> dict[str, Any]:
-    return {
-        "rule_id": c.rule_id,
-        "category_code": c.category_code,
-        "area_code": c.area_code,
+    return fields(c, "rule_id", "category_code", "area_code", "dispatches", "returns") | {
         "unit": c.unit_id,
-        "dispatches": c.dispatches,
-        "returns": c.returns,
         "return_rate": round(c.return_rate, 4),
         "suggested_unit": c.suggested_unit_id,
         "suggested_share": round(c.suggested_share, 4),

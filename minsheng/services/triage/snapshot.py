@@ -93,7 +93,9 @@ def fingerprint(session: Session) -> tuple[Any, ...]:
         session.scalar(select(func.count()).select_from(Unit).where(Unit.active.is_(True))),
         session.execute(select(func.count(), func.max(Place.id)).select_from(Place)).one(),
         session.execute(
-            select(func.count(), func.max(tables.RoutingRule.updated_at)).select_from(tables.RoutingRule)
+            select(func.count(), func.max(tables.RoutingRule.updated_at))
+            .select_from(tables.RoutingRule)
+            .where(tables.RoutingRule.deleted_at.is_(None))
         ).one(),
         session.execute(
             select(func.count(), func.max(TriageSetting.updated_at)).select_from(TriageSetting)
@@ -164,7 +166,8 @@ def _routing_rules(
     rules: list[RoutingRule] = []
     skipped: list[str] = []
     area_specific: set[str | None] = set()
-    for row in session.scalars(select(tables.RoutingRule).order_by(tables.RoutingRule.id)):
+    live = select(tables.RoutingRule).where(tables.RoutingRule.deleted_at.is_(None))
+    for row in session.scalars(live.order_by(tables.RoutingRule.id)):
         lead = units.get(row.lead_unit)
         if not row.enabled:
             continue
