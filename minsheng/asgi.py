@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse
 
 from minsheng.api.app import install as install_api
 from minsheng.api.deps import TokenCache
@@ -19,6 +20,8 @@ from minsheng.bootstrap import Role, build
 from minsheng.config import Settings
 from minsheng.domain.clock import Clock
 from minsheng.http.common import no_nul_in_url
+from minsheng.http.headers import SecurityHeaders, docs_page
+from minsheng.http.limits import BodyLimit
 from minsheng.storage.db import Database
 from minsheng.web.pages import install as install_pages
 
@@ -50,9 +53,19 @@ def create_app(
         description="Citizen-request hotline platform: intake, triage, dispatch, closed loop, evaluation.",
         lifespan=lifespan,
         dependencies=[Depends(no_nul_in_url)],
+        # /docs is served below from vendored files (no CDN); ReDoc is off.
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return docs_page(app.openapi_url or "/openapi.json", app.title)
+
     app.state.minsheng = platform
     app.state.minsheng_tokens = TokenCache()
     install_api(app)
     install_pages(app, platform)
+    app.add_middleware(BodyLimit, settings=platform.settings)
+    app.add_middleware(SecurityHeaders, hsts=platform.settings.environment == "production")
     return app

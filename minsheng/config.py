@@ -35,7 +35,10 @@ class Settings(BaseSettings):
         le=60,
         description="on SIGTERM, how long requests in flight may take before streams are cut",
     )
-    cookie_secure: bool = False
+    cookie_secure: bool = Field(
+        default_factory=lambda d: d.get("environment") == "production",
+        description="cookies only over HTTPS; unset, true in production and false otherwise",
+    )
     triage_mode: Literal["inline", "deferred"] = Field(
         "inline",
         description="inline: triage inside the intake transaction; deferred: intake stores the ticket and a "

@@ -10,8 +10,10 @@
   });
 
   // A form is submitted once: a second click while the first request runs is ignored.
+  // data-confirm="question" asks first (no inline onsubmit: the CSP allows no inline script).
   document.addEventListener("submit", function (e) {
     var f = e.target;
+    if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) { e.preventDefault(); return; }
     if (f.dataset.sent) { e.preventDefault(); return; }
     f.dataset.sent = "1";
     setTimeout(function () { delete f.dataset.sent; }, 4000);
@@ -20,6 +22,7 @@
   // Suggestions: fill a field, or answer directly with a knowledge-base answer.
   document.addEventListener("click", function (e) {
     var t = e.target;
+    if (t.dataset && t.dataset.back !== undefined) { e.preventDefault(); history.back(); return; }
     if (t.dataset && t.dataset.fill) {
       var field = document.querySelector("[name=" + t.dataset.fill + "]");
       if (field) { field.value = t.dataset.value; }
