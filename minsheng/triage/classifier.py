@@ -463,27 +463,10 @@ def choose_threshold(
     return threshold, float(chosen.mean()), float(correct[chosen].mean())
 
 
-def train_classifier(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    *,
-    target_precision: float = 0.97,
-    seed: int = 0,
-    folds: int = 5,
-    n_jobs: int = 2,
-) -> TextClassifier:
-    """Train a classifier on raw texts and their category labels.
-
-    Calibration and the auto-dispatch threshold come from ``folds``-fold out-of-fold predictions on the training
-    data; the final SVM is then trained on everything. ``auto_coverage`` and ``auto_precision`` in the metadata
-    are those out-of-fold figures.
-    """
-    from sklearn.model_selection import StratifiedKFold
-
+def _labelled(texts: Sequence[str], labels: Sequence[str]) -> list[tuple[str, str]]:
+    """The (text, label) pairs with a label; refuses what cannot be trained on."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    if not 0.0 < target_precision <= 1.0:
-        raise ValueError("target_precision must be in (0, 1]")
     label_list = [str(lab).strip() for lab in labels]
     pairs = [(t, lab) for t, lab in zip(texts, label_list, strict=True) if lab]
     if not pairs:
@@ -491,16 +474,17 @@ def train_classifier(
     counts = Counter(lab for _, lab in pairs)
     if len(counts) < 2:
         raise ValueError(f"need at least two categories to train, got {sorted(counts)}")
-    started = time.perf_counter()
-    clean = [normalize(t) for t, _ in pairs]
-    y = np.array([lab for _, lab in pairs], dtype=object)
-    classes = sorted(counts)
+    return pairs
 
-    views = _default_views()
-    x = sp.hstack([v.fit_transform(clean) for v in views], format="csr")
 
-    # Out-of-fold SVM scores: what the model says about texts it has not seen, for calibration and threshold.
-    n_splits = max(2, min(folds, max(counts.values())))
+def _fit_folds(
+    x: sp.csr_matrix, y: np.ndarray, classes: list[str], n_splits: int, seed: int, n_jobs: int
+) -> tuple[_AveragedLinear, np.ndarray]:
+    """The fold SVMs averaged into one, and their out-of-fold scores: what the model says about texts it has
+    not seen, for calibration and the threshold."""
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import StratifiedKFold
+
     oof = np.zeros((len(y), len(classes)))
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
@@ -508,7 +492,6 @@ def train_classifier(
         warnings.filterwarnings("ignore", message=".*least populated class.*")
         warnings.filterwarnings("ignore", message=".*members, which is less than n_splits.*")
         splits = list(splitter.split(np.zeros(len(y)), y))
-    from joblib import Parallel, delayed
 
     def fit_fold(train_idx: np.ndarray) -> Any:
         if len(set(y[train_idx])) < 2:
@@ -532,28 +515,29 @@ def train_classifier(
         used += 1
     if used == 0:
         raise ValueError("every training fold held a single category; add more labelled texts")
-    svm = _AveragedLinear(coef / used, intercept / used, classes)
+    return _AveragedLinear(coef / used, intercept / used, classes), oof
 
-    calibrator = _make_calibrator().fit(oof, y)
-    cal_classes = [str(c) for c in calibrator.classes_]
-    oof_proba = np.asarray(calibrator.predict_proba(oof))
-    best = oof_proba.argmax(axis=1)
-    oof_pred = np.array([cal_classes[i] for i in best], dtype=object)
-    # The deployed (averaged) model is a little more confident on new text than its folds were on theirs, so the
-    # threshold is chosen for a slightly stricter precision than the one asked for.
-    threshold_target = min(1.0, target_precision + THRESHOLD_MARGIN)
-    threshold, coverage, precision = choose_threshold(oof_proba.max(axis=1), oof_pred == y, threshold_target)
 
-    train_seconds = time.perf_counter() - started
-
+def _training_metadata(
+    views: list[_CharView],
+    y: np.ndarray,
+    oof_pred: np.ndarray,
+    counts: Counter[str],
+    n_splits: int,
+    chosen: tuple[float, float, float, float],
+    target_precision: float,
+    seed: int,
+    seconds: float,
+) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    metadata: dict[str, Any] = {
+    threshold, coverage, precision, threshold_target = chosen
+    return {
         "version": FORMAT_VERSION,
         "kind": "minsheng.triage.TextClassifier",
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_train": len(y),
-        "labels": classes,
+        "labels": sorted(counts),
         "class_counts": dict(sorted(counts.items())),
         "threshold": threshold,
         "target_precision": target_precision,
@@ -571,8 +555,58 @@ def train_classifier(
             "auto_coverage": coverage,
             "auto_precision": precision,
         },
-        "train_seconds": round(train_seconds, 3),
+        "train_seconds": round(seconds, 3),
     }
+
+
+def train_classifier(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    target_precision: float = 0.97,
+    seed: int = 0,
+    folds: int = 5,
+    n_jobs: int = 2,
+) -> TextClassifier:
+    """Train a classifier on raw texts and their category labels.
+
+    Calibration and the auto-dispatch threshold come from ``folds``-fold out-of-fold predictions on the training
+    data; the final SVM is then trained on everything. ``auto_coverage`` and ``auto_precision`` in the metadata
+    are those out-of-fold figures.
+    """
+    if not 0.0 < target_precision <= 1.0:
+        raise ValueError("target_precision must be in (0, 1]")
+    pairs = _labelled(texts, labels)
+    counts = Counter(lab for _, lab in pairs)
+    started = time.perf_counter()
+    clean = [normalize(t) for t, _ in pairs]
+    y = np.array([lab for _, lab in pairs], dtype=object)
+    classes = sorted(counts)
+    views = _default_views()
+    x = sp.hstack([v.fit_transform(clean) for v in views], format="csr")
+    n_splits = max(2, min(folds, max(counts.values())))
+    svm, oof = _fit_folds(x, y, classes, n_splits, seed, n_jobs)
+
+    calibrator = _make_calibrator().fit(oof, y)
+    cal_classes = [str(c) for c in calibrator.classes_]
+    oof_proba = np.asarray(calibrator.predict_proba(oof))
+    best = oof_proba.argmax(axis=1)
+    oof_pred = np.array([cal_classes[i] for i in best], dtype=object)
+    # The deployed (averaged) model is a little more confident on new text than its folds were on theirs, so the
+    # threshold is chosen for a slightly stricter precision than the one asked for.
+    threshold_target = min(1.0, target_precision + THRESHOLD_MARGIN)
+    threshold, coverage, precision = choose_threshold(oof_proba.max(axis=1), oof_pred == y, threshold_target)
+    metadata = _training_metadata(
+        views,
+        y,
+        oof_pred,
+        counts,
+        n_splits,
+        (threshold, coverage, precision, threshold_target),
+        target_precision,
+        seed,
+        time.perf_counter() - started,
+    )
     # The calibrator's column order is the one predict_proba reports: keep labels in that order.
     return TextClassifier(views, svm, calibrator, cal_classes, threshold, metadata)
 
