@@ -158,11 +158,20 @@ def wait_healthy(server: LiveServer, timeout: float = START_TIMEOUT) -> float:
 
 
 def start_worker(db_url: str, data_dir: Path, *, name: str = "worker", **env: str) -> ChildProcess:
-    """Start `minsheng worker run` (timers, outbox, deferred triage); the caller ends it."""
+    """Start `minsheng worker run` (timers, outbox, deferred triage) and wait until its loop runs (it says
+    "worker …: every N s" then); the caller ends it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"{name}.log"
-    proc = spawn(["worker", "run"], child_env(db_url, data_dir, env), log_path)
-    return ChildProcess(proc, log_path)
+    start = log_path.stat().st_size if log_path.exists() else 0
+    proc = spawn(["worker", "run"], child_env(db_url, data_dir, {"PYTHONUNBUFFERED": "1", **env}), log_path)
+    worker = ChildProcess(proc, log_path)
+    deadline = time.monotonic() + START_TIMEOUT
+    while ": every " not in log_path.read_text(errors="replace")[start:]:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            worker.ensure_gone()
+            raise RuntimeError(f"the worker did not start (exit {proc.returncode}):\n{worker.log()}")
+        time.sleep(0.05)
+    return worker
 
 
 @contextmanager
