@@ -24,7 +24,7 @@ from minsheng.config import Settings
 from minsheng.domain.clock import Clock, SystemClock
 from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
-from minsheng.services import kb, org
+from minsheng.services import audit, kb, org
 from minsheng.services.background import TimerWorker
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.notifications import build_senders, retry_policy
@@ -146,6 +146,7 @@ def build(
         engine.defer_triage = settings.triage_mode == "deferred"
     # Any change to areas, categories or units, through any entry point, refreshes this process's snapshot.
     org.watch_changes(database, triage.mark_stale)
+    audit.record_changes(database, clock)  # every administrative change, with its actor (issue 14)
     return Platform(
         settings=settings,
         db=database,

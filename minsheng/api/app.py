@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minsheng.api.routers import auth, org, public, tickets, timelimits, triage
+from minsheng.api.routers import audit, auth, org, public, tickets, timelimits, triage
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
 
@@ -79,6 +79,7 @@ def install(app: FastAPI) -> None:
         timelimits.router,
         timelimits.inbox_router,
         triage.router,
+        audit.router,
     ):
         app.include_router(r)
 

@@ -7,20 +7,28 @@ A handler asks for `WriteSession` or `ReadSession`. The dependency only builds a
 query and commits (or rolls back) before the thread is handed back. The route refuses at start-up what would
 break that rule: an `async def` handler or dependency that takes a session, and a dependency that takes one
 (it would run in another thread than the handler).
+
+Each session carries the caller in `session.info["actor"]` (`services.audit` records administrative changes
+with it): the `Principal` among the handler's arguments, or else the one a route-level dependency
+(`dependencies=[require_roles(...)]`) resolved, which is handed to the wrapper as a hidden argument.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+
+from minsheng.services.audit import ACTOR_KEY
+from minsheng.services.auth import Principal
 
 
 async def _write_session(request: Request) -> Session:
@@ -59,18 +67,51 @@ def _check(dependant: Dependant, where: str) -> None:
         _check(sub, where)
 
 
-def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a sync handler: the sessions it was given begin, commit and close within its call."""
+_CALLER = "minsheng_uow_caller"
+
+
+def _caller_dependency(dependencies: Sequence[params.Depends]) -> Callable[..., Any] | None:
+    """The route-level dependency that resolves the caller (one returning a `Principal`), if any."""
+    for d in dependencies:
+        call = d.dependency
+        if call is None:
+            continue
+        try:
+            hints = typing.get_type_hints(call)
+        except Exception:  # an annotation that cannot be resolved here: not the caller's dependency
+            continue
+        if hints.get("return") is Principal:
+            return call
+    return None
+
+
+def in_one_thread(
+    endpoint: Callable[..., Any], caller: Callable[..., Any] | None = None
+) -> Callable[..., Any]:
+    """Wrap a sync handler: the sessions it was given begin, commit and close within its call, each with the
+    caller as its actor. `caller`: a dependency resolving the caller when the handler takes none itself."""
 
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Any:
+        hidden = kwargs.pop(_CALLER, None)
+        actor = next((v for v in kwargs.values() if isinstance(v, Principal)), hidden)
         with ExitStack() as stack:
             for value in kwargs.values():
                 if isinstance(value, Session):
+                    if actor is not None:
+                        value.info[ACTOR_KEY] = actor
                     stack.enter_context(value)  # closes it: the connection goes back to the pool here
                     stack.enter_context(value.begin())  # commits on return, rolls back on an exception
             return endpoint(*args, **kwargs)
 
+    if caller is not None:
+        # FastAPI reads this signature: the hidden argument resolves to the value the route-level dependency
+        # gave (dependencies are cached per request, so the caller is looked up once).
+        sig = inspect.signature(endpoint)
+        extra = inspect.Parameter(
+            _CALLER, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[Any, Depends(caller)]
+        )
+        run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])  # type: ignore[attr-defined]
     return run
 
 
@@ -89,4 +130,4 @@ class UnitOfWorkRoute(APIRoute):
                 "the event loop); make it a plain def"
             )
         # Rebuild with the wrapped handler: FastAPI reads the signature through functools.wraps.
-        super().__init__(path, in_one_thread(endpoint), **kwargs)
+        super().__init__(path, in_one_thread(endpoint, _caller_dependency(self.dependencies)), **kwargs)

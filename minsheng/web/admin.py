@@ -9,6 +9,7 @@ import io
 import re
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from minsheng.bootstrap import Platform
 from minsheng.domain.roles import STAFF_ROLES, Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.http.uow import UnitOfWorkRoute
-from minsheng.services import admin_views, importing, org
+from minsheng.services import admin_views, audit, importing, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.web import core
@@ -28,6 +29,7 @@ from minsheng.web.core import FormDep, StateDep
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
+AuditReader = Annotated[Principal, core.need(Role.ADMIN, Role.SUPERVISOR)]
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 # The columns' widths: a longer value would fail in the database (PostgreSQL) rather than next to the field.
 MAX_LENGTHS = {"name": 100, "display_name": 64, "phone": 32, "leader_name": 50, "password": 200}
@@ -124,6 +126,55 @@ def _page(request: Request, state: Any, user: Principal, kind: str, **extra: Any
     return core.render(request, "admin/list.html", ctx, user=user, status=extra.pop("status", 200))
 
 
+def _local_day(value: str, field: str, errors: dict[str, str]) -> datetime | None:
+    """The start of a local (Asia/Shanghai) day given as YYYY-MM-DD, in UTC."""
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), core.TZ).astimezone(UTC)
+    except ValueError:
+        errors[field] = "日期格式为 YYYY-MM-DD"
+        return None
+
+
+@router.get("/admin/audit")
+def admin_audit(request: Request, state: StateDep, user: AuditReader) -> Response:
+    """审计日志: every administrative change, newest first, filtered by actor, entity and local dates."""
+    q = request.query_params
+    values = {k: q.get(k, "").strip()[:100] for k in ("actor", "entity", "entity_id", "from", "to")}
+    errors: dict[str, str] = {}
+    since = _local_day(values["from"], "from", errors)
+    until = _local_day(values["to"], "to", errors)
+    if values["entity"] and values["entity"] not in audit.ENTITY_LABELS:
+        errors["entity"] = "未知的对象类型"
+    rows: list[Any] = []
+    nxt = None
+    if not errors:
+        f = audit.AuditFilter(
+            actor=values["actor"] or None,
+            entity=values["entity"] or None,
+            entity_id=values["entity_id"] or None,
+            since=since,
+            until=until + timedelta(days=1) if until else None,  # "to" includes its day
+        )
+        try:
+            with core.read_tx(state) as session:
+                rows, nxt = audit.entries(session, f, limit=50, cursor=q.get("cursor") or None)
+        except ServiceError:
+            errors["cursor"] = "翻页参数无效，请从第一页重新查看"
+    entries = [{"e": e, "changed": audit.changed_fields(e.before, e.after)} for e in rows]
+    ctx = {
+        "entries": entries,
+        "next_cursor": nxt,
+        "values": values,
+        "errors": errors,
+        "entity_labels": audit.ENTITY_LABELS,
+        "action_labels": audit.ACTION_LABELS,
+        "kinds": KINDS,
+    }
+    return core.render(request, "admin/audit.html", ctx, user=user, status=422 if errors else 200)
+
+
 @router.get("/admin/{kind}")
 def admin_list(request: Request, state: StateDep, user: AdminUser, kind: str) -> Response:
     if kind not in KINDS:
@@ -218,7 +269,7 @@ def admin_create(request: Request, state: StateDep, user: AdminUser, form: FormD
     errors = _check(kind, form)
     if not errors:
         try:
-            with core.write_tx(state) as session:
+            with core.write_tx(state, user) as session:
                 CREATORS[kind](session, form, state.clock.now())
         except ServiceError as e:
             errors[str(e.detail.get("field") or "_form")] = core.service_message(e)
@@ -243,7 +294,7 @@ def admin_import(request: Request, state: StateDep, user: AdminUser, form: FormD
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            with core.write_tx(state) as session:
+            with core.write_tx(state, user) as session:
                 report = importer(session, path, state.clock.now())
         except ServiceError as e:
             return _page(request, state, user, kind, errors={"file": core.service_message(e)}, status=422)

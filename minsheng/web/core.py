@@ -38,6 +38,7 @@ from minsheng.domain.states import (
 from minsheng.domain.transitions import ACTION_LABELS, IllegalTransition
 from minsheng.http.common import CSRF_HEADER, SESSION_COOKIE, get_state
 from minsheng.services import auth
+from minsheng.services.audit import ACTOR_KEY
 from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied, ServiceError
 
 # China has had no daylight saving time since 1991: a fixed offset needs no tz database.
@@ -231,9 +232,13 @@ def reading(state: Platform) -> Iterator[Session]:
         yield session
 
 
-def writing(state: Platform) -> Iterator[Session]:
-    with state.db.write_sessions() as session, session.begin():
-        yield session
+def writing(state: Platform, actor: auth.Principal | str | None = None) -> Iterator[Session]:
+    """A write transaction; `actor` (the page's user) is who the audit log names for what it changes."""
+    with state.db.write_sessions() as session:
+        if actor is not None:
+            session.info[ACTOR_KEY] = actor
+        with session.begin():
+            yield session
 
 
 read_tx = contextmanager(reading)

@@ -104,7 +104,7 @@ def kb_save(request: Request, state: StateDep, user: AdminUser, form: FormDep) -
         return _page(request, state, user, errors=errs, values=form.values(), status=422)
     try:
         data = _data(form)
-        with core.write_tx(state) as session:
+        with core.write_tx(state, user) as session:
             if entry_id:
                 kb.update(session, int(entry_id), data, state.clock.now())
             else:
@@ -122,6 +122,6 @@ def kb_save(request: Request, state: StateDep, user: AdminUser, form: FormDep) -
 def kb_delete(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, entry_id: SmallIdPath
 ) -> Response:
-    with core.write_tx(state) as session:
+    with core.write_tx(state, user) as session:
         kb.delete(session, entry_id)
     return core.redirect("/kb", msg="已删除知识条目")
