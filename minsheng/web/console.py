@@ -22,7 +22,7 @@ from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb, org, queries
 from minsheng.services import schemas as s
 from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS
-from minsheng.services.attachments import store_attachment
+from minsheng.services.attachments import Blob, record_attachment, save_blob
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.services.suggest import suggest
@@ -436,9 +436,13 @@ def assignment_act(
     now = state.clock.now()
     try:
         params = _params(ASSIGNMENT_STEPS[AssignmentAction(action)], form)
+        # A feedback's photos are decoded, cleaned and written before the write transaction (no lock held).
+        root, limit = state.settings.attachments_dir, state.settings.max_attachment_bytes
+        feedback = action == AssignmentAction.FEEDBACK.value
+        blobs = [save_blob(root, name, data, limit) for _f, name, data in form.files] if feedback else []
         with core.write_tx(state) as session:
-            if action == AssignmentAction.FEEDBACK.value and form.files:
-                params = _attach(state, session, user, assignment_id, form, params)
+            if blobs:
+                params = _attach(state, session, user, assignment_id, blobs, params)
             state.engine.assignment_step(
                 session, user.actor, assignment_id, AssignmentAction(action), params, now
             )
@@ -451,25 +455,19 @@ def assignment_act(
 
 
 def _attach(
-    state: Platform, session: Session, user: Principal, assignment_id: int, form: core.Form, params: BaseModel
+    state: Platform,
+    session: Session,
+    user: Principal,
+    assignment_id: int,
+    blobs: list[Blob],
+    params: BaseModel,
 ) -> BaseModel:
     a = queries.own_assignment(session, user, assignment_id)
     if a is None:
         return params
     t = queries.ticket_for(session, user, a.ticket.number)
-    ids = []
-    for _field, filename, data in form.files:
-        att = store_attachment(
-            session,
-            state.engine,
-            state.settings.attachments_dir,
-            t,
-            user.actor,
-            filename,
-            data,
-            state.settings.max_attachment_bytes,
-            state.clock.now(),
-        )
-        ids.append(att.id)
+    # The feedback's photos: public notes, as the feedback is.
+    now = state.clock.now()
+    ids = [record_attachment(session, state.engine, t, user.actor, b, now, public=True).id for b in blobs]
     assert isinstance(params, s.Feedback)
     return params.model_copy(update={"attachment_ids": [*params.attachment_ids, *ids]})

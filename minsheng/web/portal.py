@@ -21,7 +21,7 @@ from minsheng.domain.states import Channel, Rating, TicketState
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb, org, queries
 from minsheng.services import schemas as s
-from minsheng.services.attachments import check_filename, sniff_image, store_attachment
+from minsheng.services.attachments import Blob, check_filename, record_attachment, save_blob
 from minsheng.services.errors import Invalid, NotFound, ServiceError
 from minsheng.web import core, views
 from minsheng.web.console import intake_from
@@ -98,15 +98,23 @@ def portal_submit(request: Request, state: StateDep, form: PortalForm, user: May
     except ValidationError as e:
         errors = core.field_errors(e)
     photos = [(name, data) for f, name, data in form.files if f == "photo"]
+    blobs: list[Blob] = []
     for name, data in photos:
         try:
             check_filename(name)
         except ServiceError:
             errors["photo"] = "文件名不合法"
+            continue
         if len(data) > state.settings.max_attachment_bytes:
             errors["photo"] = f"照片不能超过 {state.settings.max_attachment_bytes // (1024 * 1024)} MB"
-        elif sniff_image(data) is None:
-            errors["photo"] = "只接受 JPEG、PNG、GIF 或 WebP 图片"
+            continue
+        try:
+            # Decoded, cleaned of its metadata and written here, before any transaction.
+            blobs.append(
+                save_blob(state.settings.attachments_dir, name, data, state.settings.max_attachment_bytes)
+            )
+        except ServiceError:
+            errors["photo"] = "只接受能正常打开的 JPEG、PNG、GIF 或 WebP 图片（不得夹带网页代码）"
     if req is None or errors:
         ctx = _portal_ctx(state) | {"errors": errors, "values": form.values()}
         return core.render(request, "portal.html", ctx, user=user, status=422)
@@ -116,21 +124,12 @@ def portal_submit(request: Request, state: StateDep, form: PortalForm, user: May
     if created and code:
         if key:
             _receipts(request).put(key, code)
-        if photos:
+        if blobs:
             with core.write_tx(state) as session:
                 t = queries.ticket_by_number(session, number)
-                for name, data in photos:
-                    store_attachment(
-                        session,
-                        state.engine,
-                        state.settings.attachments_dir,
-                        t,
-                        Actor.citizen(),
-                        name,
-                        data,
-                        state.settings.max_attachment_bytes,
-                        now,
-                    )
+                for blob in blobs:
+                    # The citizen's own photo: a note the citizen sees on the timeline.
+                    record_attachment(session, state.engine, t, Actor.citizen(), blob, now, public=True)
     else:
         code = _receipts(request).get(key)
     return core.render(

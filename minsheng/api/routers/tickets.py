@@ -18,7 +18,7 @@ from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services import attachments, queries
 from minsheng.services import schemas as s
 from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS, Step
-from minsheng.services.attachments import blob_path
+from minsheng.services.attachments import blob_path, sniff_image
 from minsheng.services.errors import Invalid, PermissionDenied
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1", tags=["tickets"])
@@ -139,7 +139,23 @@ def get_attachment(
     state: StateDep, session: ReadSession, user: CurrentUser, attachment_id: IdPath
 ) -> FileResponse:
     att = queries.attachment_for(session, user, attachment_id)
-    return FileResponse(blob_path(state.settings.attachments_dir, att.sha256), media_type=att.content_type)
+    path = blob_path(state.settings.attachments_dir, att.sha256)
+    # The type is sniffed again from the stored bytes (a blob stored before uploads were re-encoded may be no
+    # image): an image is shown inline, anything else only downloaded, never rendered, never sniffed by the
+    # browser, and sandboxed were it opened.
+    with path.open("rb") as fh:
+        ctype = sniff_image(fh.read(16))
+    return FileResponse(
+        path,
+        media_type=ctype or "application/octet-stream",
+        filename=att.filename,
+        content_disposition_type="inline" if ctype else "attachment",
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 # ---------------------------------------------------------------------- ticket steps
