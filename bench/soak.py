@@ -27,6 +27,7 @@ backlog (triage jobs, due timers, due outbox rows) drained after the load.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import sys
@@ -628,6 +629,7 @@ def run(args: argparse.Namespace) -> int:
             api = [start_server(url, data, port=free_port(), **env) for _ in range(2)]
             procs = Processes(api, start_worker(url, data, **env))
             t0 = time.monotonic()
+            load_before = os.getloadavg()
             procs.sample(0.0)
             up = Upstreams([a.base_url for a in api], stats)
             users = [
@@ -662,6 +664,7 @@ def run(args: argparse.Namespace) -> int:
             for th in threads:
                 th.join(60)
             load_seconds = time.monotonic() - t0
+            load_after = os.getloadavg()
             procs.sample(load_seconds)
             watch_stop.set()
             watcher.join(15)
@@ -685,12 +688,15 @@ def run(args: argparse.Namespace) -> int:
             "backlog drained in s": round(drained_in, 1),
         }
         print_report(rows, procs, checks, load_seconds)
+        console.print(f"load average of the host before/after: {load_before} / {load_after}")
         reasons = verdict(rows, checks, left)
         write_results(
             "soak",
             {
                 "command": " ".join(["bench/soak.py", *sys.argv[1:]]),
                 "minutes": args.minutes,
+                # The host is shared: its load average (1, 5, 15 min) before and after says how much.
+                "loadavg": {"before": load_before, "after": load_after},
                 "routes": rows,
                 "processes": {
                     "rss_mb": procs.rss,
