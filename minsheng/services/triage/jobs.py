@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 from minsheng.domain.clock import Clock
 from minsheng.services import schemas as s
 from minsheng.services.tickets import CLAIMED_KEY, PREPARED_KEY, TicketEngine
+from minsheng.storage import dialect
 from minsheng.storage.db import Database
 from minsheng.storage.models import Ticket
 from minsheng.storage.triage_tables import TriageJob
@@ -151,9 +152,8 @@ def _apply(session: Session, engine: TicketEngine, work: list[_Work], now: datet
         .where(Ticket.id.in_([w.ticket_id for w in work]))
         .options(selectinload(Ticket.assignments))
     )
-    if session.get_bind().dialect.name != "sqlite":
-        # A dispatcher may be acting on the same ticket: its step and ours take turns.
-        q = q.with_for_update()
+    # A dispatcher may be acting on the same ticket: its step and ours take turns.
+    q = dialect.lock_rows(session, q)
     tickets = {t.id: t for t in session.scalars(q)}
     session.info.setdefault(CLAIMED_KEY, set()).update(w.ticket_id for w in work)
     for w in work:

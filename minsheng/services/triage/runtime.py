@@ -117,12 +117,9 @@ class TriageRuntime(RecentSync):
                 {},
             )
             return False
-        try:
-            from minsheng.triage import classifier as clf
-        except ImportError as e:
-            self.model, self.model_error = None, f"the classifier module is not available: {e}"
-            log.warning("triage: %s; every ticket goes to the dispatchers' queue", self.model_error)
-            return False
+        # Imported here: scikit-learn and scipy cost a second of start-up that processes without a model skip.
+        from minsheng.triage import classifier as clf
+
         try:
             model = clf.load_model(target)
         except clf.ModelLoadError as e:
