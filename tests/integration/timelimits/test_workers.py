@@ -6,9 +6,9 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from bench.timelimits import load_open_tickets
 from sqlalchemy import func, select
 
+from bench.timelimits import load_open_tickets
 from minsheng.services.background import run_once
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import TimeLimitConfig
