@@ -143,8 +143,9 @@ def import_routing(
         )
     report = ImportReport(kind="routing")
     if replace:
-        for old in session.scalars(select(RoutingRule).where(RoutingRule.deleted_at.is_(None))):
-            old.deleted_at = now
+        # Replacing the table removes its rows (the audit log keeps each one's values); a single delete is soft.
+        for old in session.scalars(select(RoutingRule)):
+            session.delete(old)
         session.flush()
     for number, row in rows:
         try:
