@@ -25,6 +25,7 @@ app = typer.Typer(help="Import areas, units, users or categories from CSV or XLS
 
 
 def _run_import(kind: str, file: Path, database_url: str | None, strict: bool) -> None:
+    from minsheng.services import audit
     from minsheng.services.importing import IMPORTERS, ImportReport
     from minsheng.services.uow import writing
 
@@ -37,8 +38,10 @@ def _run_import(kind: str, file: Path, database_url: str | None, strict: bool) -
 
     report: ImportReport | None = None
     with open_db(settings) as db:
+        audit.record_changes(db)  # an import changes units, areas, users …: the audit log names the CLI
         try:
             with writing(db) as session:
+                session.info["actor"] = audit.CLI
                 report = IMPORTERS[kind](session, file, utcnow())
                 if strict and report.errors:
                     raise _RollBack

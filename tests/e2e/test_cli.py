@@ -15,6 +15,7 @@ from minsheng.cli.main import app
 from minsheng.demo.seed import DEMO_PASSWORD
 from minsheng.services.auth import authenticate, principal_from_token
 from minsheng.services.uow import reading, writing
+from minsheng.storage.audit_tables import AuditEntry
 from minsheng.storage.db import Database, open_database
 from minsheng.storage.models import Area, Ticket, TimelineEvent, Unit
 
@@ -78,6 +79,9 @@ def test_import_files(url: str, database: Database, tmp_path: Path) -> None:
     result = invoke("import", "areas", str(areas), url=url)
     assert result.exit_code == 0, result.output
     assert count(database, Area) == 2
+    with database.read_sessions() as session:  # the audit log names the command line as the actor
+        logged = session.execute(select(AuditEntry.entity, AuditEntry.action, AuditEntry.actor_name)).all()
+    assert sorted(map(tuple, logged)) == [("area", "create", "cli"), ("area", "create", "cli")]
 
     units = tmp_path / "units.csv"
     units.write_text(

@@ -115,8 +115,8 @@ def update_policy(
 
 
 @router.delete("/policies/{policy_id}", status_code=204, dependencies=[AdminOnly])
-def delete_policy(policy_id: SmallIdPath, session: WriteSession) -> None:
-    admin.delete_policy(session, policy_id)
+def delete_policy(policy_id: SmallIdPath, session: WriteSession, state: StateDep) -> None:
+    admin.delete_policy(session, policy_id, state.clock.now())
 
 
 class ZoneIn(Checked):

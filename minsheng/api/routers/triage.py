@@ -78,7 +78,7 @@ def update_rule(
 
 @router.delete("/rules/{rule_id}", status_code=204, dependencies=[AdminOnly])
 def delete_rule(state: StateDep, session: WriteSession, rule_id: SmallIdPath) -> None:
-    routing_admin.delete_rule(session, rule_id)
+    routing_admin.delete_rule(session, rule_id, state.clock.now())
     org.on_commit(session, state.triage.reload_org)
 
 
