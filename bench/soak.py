@@ -30,6 +30,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -713,6 +714,8 @@ def run(args: argparse.Namespace) -> int:
             console.print("unexpected answers (most common):")
             for text, n in stats.errors.most_common(8):
                 console.print(f"  {n} × {text}", highlight=False)
+        if not reasons and not args.keep_db:
+            shutil.rmtree(tmp, ignore_errors=True)  # the processes' logs: kept when something failed
         console.print("soak: PASS" if not reasons else f"soak: FAIL ({'; '.join(reasons)})", highlight=False)
         return 0 if not reasons else 1
     finally:
@@ -738,7 +741,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--keep-db", action="store_true", help="keep the database (for a look afterwards)")
     args = p.parse_args()
-    raise SystemExit(run(args))
+    try:
+        code = run(args)
+    except Exception as e:  # the bench itself broke (a process that would not start …): still a verdict
+        console.print_exception()
+        console.print(
+            f"soak: FAIL ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", highlight=False
+        )
+        code = 1
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
