@@ -21,6 +21,7 @@ from minsheng.config import Settings
 from minsheng.domain.clock import Clock
 from minsheng.http.common import no_nul_in_url
 from minsheng.http.headers import SecurityHeaders, docs_page
+from minsheng.http.limits import BodyLimit
 from minsheng.storage.db import Database
 from minsheng.web.pages import install as install_pages
 
@@ -65,5 +66,6 @@ def create_app(
     app.state.minsheng_tokens = TokenCache()
     install_api(app)
     install_pages(app, platform)
+    app.add_middleware(BodyLimit, settings=platform.settings)
     app.add_middleware(SecurityHeaders, hsts=platform.settings.environment == "production")
     return app

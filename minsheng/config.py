@@ -73,6 +73,50 @@ class Settings(BaseSettings):
     retry_max_attempts: int = 8
     retry_base_seconds: float = 30.0
     clock_preset: str = "demo"
+    # Abuse limits (issue 14). Counters live in the database, so every API process on one PostgreSQL shares them.
+    # Unset, a limit takes its production value, except with environment=test, where it is generous (tests log
+    # in and submit many times from one address); a value given explicitly always wins.
+    login_max_failures: int = Field(
+        default_factory=lambda d: 10_000 if d.get("environment") == "test" else 5,
+        ge=1,
+        description="wrong passwords for one username within login_failure_window_seconds that lock it",
+    )
+    login_failure_window_seconds: int = Field(
+        900,
+        ge=1,
+        description="the window (seconds) in which failed logins are counted, per username and address",
+    )
+    login_lockout_seconds: int = Field(
+        900,
+        ge=1,
+        description="how long a locked username answers 429 (with Retry-After), even to the right password",
+    )
+    login_address_max_failures: int = Field(
+        default_factory=lambda d: 100_000 if d.get("environment") == "test" else 30,
+        ge=1,
+        description="failed logins from one client address within login_failure_window_seconds after which "
+        "that address gets 429 for every login until the window ends",
+    )
+    public_submit_limit: str = Field(
+        default_factory=lambda d: "10000/minute" if d.get("environment") == "test" else "10/minute;100/hour",
+        description="citizens' submissions (POST /api/v1/public/tickets) per client address, in the limits "
+        "library's notation ('10/minute;100/hour': every part must hold)",
+    )
+    public_track_limit: str = Field(
+        default_factory=lambda d: "10000/minute" if d.get("environment") == "test" else "30/minute;300/hour",
+        description="look-ups with a query code (track and rate under /api/v1/public) per client address, "
+        "same notation",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest request body (JSON, forms) in bytes; larger ones get 413 before they are read",
+    )
+    multipart_margin_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="a multipart body (an upload) may be max_attachment_bytes plus this much (fields, headers)",
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

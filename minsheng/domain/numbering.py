@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 CITY_TZ = ZoneInfo("Asia/Shanghai")
 NUMBER_RE = re.compile(r"^\d{8}\d{5,}$")
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out over the phone
+# 10 of 32 characters: 2^50 codes, so guessing one is hopeless even without the public rate limits. Codes
+# given before (6 characters, 2^30) are stored as hashes like these and keep working.
+QUERY_CODE_LENGTH = 10
 
 
 def numbering_day(now: datetime) -> date:
@@ -22,7 +25,7 @@ def format_ticket_number(day: date, sequence: int) -> str:
     return f"{day:%Y%m%d}{sequence:05d}"
 
 
-def new_query_code(length: int = 6) -> str:
+def new_query_code(length: int = QUERY_CODE_LENGTH) -> str:
     return "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(length))
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.services.errors import Invalid, Unauthenticated
+from minsheng.services.limits import Limits
 from minsheng.storage.db import Database
 from minsheng.storage.models import ApiToken, LoginSession, User
 
@@ -65,25 +66,55 @@ def _principal(user: User, csrf: str | None = None, via_token: bool = False) -> 
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
-    try:
-        if user is None or not user.active or not user.password_hash:
-            _hasher.verify(_DUMMY_HASH, password + "x")
-            raise Unauthenticated("wrong username or password")
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        raise Unauthenticated("wrong username or password") from None
+    user, _ = _check(session, username, password)
+    if user is None:
+        raise Unauthenticated("wrong username or password")
     return user
 
 
-def login(db: Database, username: str, password: str, now: datetime, hours: float) -> tuple[str, Principal]:
+def _check(session: Session, username: str, password: str) -> tuple[User | None, str]:
+    """The user whose password this is, or None and why not: unknown_user, inactive or wrong_password."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active or not user.password_hash:
+        try:
+            _hasher.verify(_DUMMY_HASH, password + "x")
+        except VerificationError:
+            pass
+        return None, "unknown_user" if user is None else "inactive"
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None, "wrong_password"
+    return user, ""
+
+
+def login(
+    db: Database,
+    username: str,
+    password: str,
+    now: datetime,
+    hours: float,
+    *,
+    limits: Limits,
+    address: str | None,
+) -> tuple[str, Principal]:
     """Check the password and open a session; returns (cookie value, principal).
+
+    Every login goes through `limits` first: a locked username or a throttled address gets RateLimited (429)
+    before the password is looked at, even the right one. A wrong password is recorded (`login_failures`) and
+    counted; the Nth within the window locks the username (`Settings.login_*`).
 
     The password is checked in a read transaction: argon2 costs tens of milliseconds, and on SQLite a write
     transaction holds the process's write lock, so a shift's worth of logins would queue every writer.
     """
+    limits.login_allowed(username, address)
     with db.read_sessions() as session, session.begin():
-        principal = _principal(authenticate(session, username, password))
+        user, why = _check(session, username, password)
+        principal = _principal(user) if user is not None else None
+    if principal is None:
+        limits.login_failed(username, address, why)
+        raise Unauthenticated("wrong username or password")
+    limits.login_succeeded(username)
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     with db.write_sessions() as session, session.begin():
