@@ -45,3 +45,14 @@ def small_city(session: Session, now: datetime) -> None:
     ]
     for username, name, role, unit in users:
         org.add_user(session, username, name, role, None, now, unit, password_hash=_HASH)
+
+
+def png(width: int = 4, height: int = 3, colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """A real (decodable) PNG image: uploads are re-encoded with Pillow, which refuses a bare signature."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(out, "PNG")
+    return out.getvalue()

@@ -445,6 +445,14 @@ def ticket_view(
     if citizen:
         for k in ("triage", "assignments", "allowed_actions", "extensions"):
             out.pop(k, None)
+        # A citizen sees the photos of the public timeline only (a unit's feedback, their own), not staff notes.
+        public = set(
+            session.scalars(
+                select(TimelineEvent.id).where(TimelineEvent.ticket_id == t.id, TimelineEvent.public)
+            )
+        )
+        kept = {a.id for a in _children(session, Attachment, t.id) if a.event_id in public}
+        out["attachments"] = [a for a in out["attachments"] if a["id"] in kept]
     if before and who is not None:
         # A unit that handled the ticket before: its own part, read-only.
         out["assignments"] = [

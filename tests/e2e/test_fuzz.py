@@ -45,7 +45,7 @@ from minsheng.notify.templates import TEMPLATES
 from minsheng.storage.db import Database
 from minsheng.web.console import INTAKE_FIELDS
 from tests.conftest import pg_skip_reason
-from tests.factories import PASSWORD, small_city
+from tests.factories import PASSWORD, png, small_city
 
 EXAMPLES = int(os.environ.get("MINSHENG_FUZZ_EXAMPLES", "2"))
 EXPLORE = bool(os.environ.get("MINSHENG_FUZZ_EXPLORE"))
@@ -53,7 +53,7 @@ ROLES = ["operator1", "dispatcher1", "supervisor1", "followup1", "leader1", "adm
 # The order in which the sweep looks for a role that the route lets in.
 PROBE_ORDER = ["admin", "dispatcher1", "supervisor1", "operator1", "followup1", "h_zjj", "leader1", None]
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png()
 SKIP_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Routes that change who the client is: each request gets a client of its own.
 SESSION_ROUTES = {"/login", "/logout", "/api/v1/auth/login", "/api/v1/auth/logout"}

@@ -20,9 +20,9 @@ from minsheng.storage.db import open_database
 from minsheng.storage.models import Ticket
 from tests.e2e.live.load import HealthWatch, assert_all_answered, run_all, summary
 from tests.e2e.live.server import LiveServer, live_server, seed_small_city
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, png
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png()
 UPLOAD_ROUND = {"upload": 201, "wrong login": 401, "foreign upload": 403}
 USERS = ["operator1", "dispatcher1", "supervisor1", "followup1", "leader1", "admin", "h_zjj", "h_cgj"]
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from minsheng.domain.clock import FixedClock
+from tests.factories import png
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png()
 
 
 def _intake(c: TestClient, detail: str = "幸福路3号路灯坏了一个星期，晚上很黑", **kw: object) -> dict:
@@ -36,7 +37,7 @@ def test_full_loop_with_every_branch(login: Callable[[str], TestClient], clock: 
 
     t = _intake(op, category_code="010101", area_code="C0101", kind="complaint")
     number = t["number"]
-    assert t["state"] == "accepted" and len(t["query_code"]) == 6
+    assert t["state"] == "accepted" and len(t["query_code"]) == 10
 
     # dispatch to the wrong unit, which returns it
     r = disp.post(f"/api/v1/tickets/{number}/dispatch", json={"lead_unit": "ZJJ"})
@@ -367,3 +368,17 @@ def test_the_old_path_of_confer_still_answers(login: Callable[[str], TestClient]
     assert r.status_code == 200, r.text
     actions = [e["action"] for e in sup.get(f"/api/v1/tickets/{number}/timeline").json()]
     assert actions[-1] == "confer"
+
+
+def test_a_citizen_does_not_see_staff_photos(
+    login: Callable[[str], TestClient], app_client: TestClient
+) -> None:
+    op = login("operator1")
+    t = _intake(op)
+    number, code = t["number"], t["query_code"]
+    r = op.post(f"/api/v1/tickets/{number}/attachments", files={"file": ("note.png", PNG, "image/png")})
+    assert r.status_code == 201, r.text
+    assert len(op.get(f"/api/v1/tickets/{number}").json()["attachments"]) == 1
+    seen = app_client.get(f"/api/v1/public/tickets/{number}", params={"query_code": code})
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["attachments"] == []

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, png
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png()
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
