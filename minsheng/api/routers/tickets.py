@@ -161,6 +161,20 @@ def get_attachment(
 # ---------------------------------------------------------------------- ticket steps
 
 
+def _step_route(
+    base: str, machine: str, action: TicketAction | AssignmentAction, model: type[BaseModel], handler: Any
+) -> None:
+    """POST {base}/{action}: the body is the step's schema (set on the handler, which FastAPI reads)."""
+    handler.__annotations__["body"] = model
+    router.add_api_route(
+        f"{base}/{action.value}",
+        handler,
+        methods=["POST"],
+        summary=f"{action.label} ({action.value})",
+        name=f"{machine}_{action.value}",
+    )
+
+
 def _ticket_route(action: TicketAction, model: type[BaseModel], step: Step) -> None:
     def handler(
         state: StateDep, session: WriteSession, user: CurrentUser, number: Number, body: Any = Body(...)
@@ -171,14 +185,7 @@ def _ticket_route(action: TicketAction, model: type[BaseModel], step: Step) -> N
         t = queries.ticket_for(session, user, number)
         return queries.ticket_view(session, t, user)
 
-    handler.__annotations__["body"] = model
-    router.add_api_route(
-        f"/tickets/{{number}}/{action.value}",
-        handler,
-        methods=["POST"],
-        summary=f"{action.label} ({action.value})",
-        name=f"ticket_{action.value}",
-    )
+    _step_route("/tickets/{number}", "ticket", action, model, handler)
     for old in LEGACY_NAMES.get(action, ()):
         # The path of 0.1 clients, before the action was renamed: same handler, not in the schema.
         router.add_api_route(
@@ -210,14 +217,7 @@ def _assignment_route(action: AssignmentAction, model: type[BaseModel]) -> None:
         t = a.ticket
         return queries.ticket_view(session, t, user)
 
-    handler.__annotations__["body"] = model
-    router.add_api_route(
-        f"/assignments/{{assignment_id}}/{action.value}",
-        handler,
-        methods=["POST"],
-        summary=f"{action.label} ({action.value})",
-        name=f"assignment_{action.value}",
-    )
+    _step_route("/assignments/{assignment_id}", "assignment", action, model, handler)
 
 
 for _aaction, _amodel in ASSIGNMENT_STEPS.items():
