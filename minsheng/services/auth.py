@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import secrets
@@ -76,10 +77,9 @@ def _check(session: Session, username: str, password: str) -> tuple[User | None,
     """The user whose password this is, or None and why not: unknown_user, inactive or wrong_password."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.active or not user.password_hash:
-        try:
+        # Unknown users cost a verification too: no user enumeration by timing.
+        with contextlib.suppress(VerificationError):
             _hasher.verify(_DUMMY_HASH, password + "x")
-        except VerificationError:
-            pass
         return None, "unknown_user" if user is None else "inactive"
     try:
         _hasher.verify(user.password_hash, password)
