@@ -86,11 +86,10 @@ def main() -> int:
             )
         try:
             for i in range(a.rounds):
-                order = (
-                    [("base", base_tree), ("head", ROOT)]
-                    if i % 2 == 0
-                    else [("head", ROOT), ("base", base_tree)]
-                )
+                # Alternate who goes first, so that drift on a shared machine falls on both sides.
+                order = [("base", base_tree), ("head", head_tree)]
+                if i % 2:
+                    order.reverse()
                 for side, tree in order:
                     console.print(f"[bold]round {i + 1}/{a.rounds}: {side}[/]")
                     runs[side].append(run(tree, a.script, args))
