@@ -36,6 +36,7 @@ from minsheng.domain.states import (
 )
 from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
+from minsheng.services.records import fields
 from minsheng.services.schemas import MAX_ID
 from minsheng.storage.models import (
     Area,
@@ -425,34 +426,11 @@ def ticket_view(
             "triage": t.triage if not citizen else None,
             "assignments": [assignment_view(a, TicketState(t.state)) for a in t.assignments],
             "allowed_actions": tx.allowed_ticket_actions(TicketState(t.state)),
-            "extensions": [
-                {
-                    "id": e.id,
-                    "hours": e.hours,
-                    "reason": e.reason,
-                    "state": e.state,
-                    "requested_at": e.requested_at,
-                    "decided_at": e.decided_at,
-                }
-                for e in _children(session, Extension, t.id)
-            ],
-            "attachments": [
-                {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in _children(session, Attachment, t.id)
-            ],
+            **_children_json(session, t),
         }
     )
     if citizen:
-        for k in ("triage", "assignments", "allowed_actions", "extensions"):
-            out.pop(k, None)
-        # A citizen sees the photos of the public timeline only (a unit's feedback, their own), not staff notes.
-        public = set(
-            session.scalars(
-                select(TimelineEvent.id).where(TimelineEvent.ticket_id == t.id, TimelineEvent.public)
-            )
-        )
-        kept = {a.id for a in _children(session, Attachment, t.id) if a.event_id in public}
-        out["attachments"] = [a for a in out["attachments"] if a["id"] in kept]
+        _as_citizen_sees(session, t, out)
     if before and who is not None:
         # A unit that handled the ticket before: its own part, read-only.
         out["assignments"] = [
@@ -460,6 +438,30 @@ def ticket_view(
         ]
         out.update(allowed_actions=[], extensions=[], attachments=[], triage=None, read_only=True)
     return out
+
+
+def _as_citizen_sees(session: Session, t: Ticket, out: dict[str, Any]) -> None:
+    """No triage, assignments, actions or extensions; the photos of the public timeline only (a unit's
+    feedback, their own), not staff notes."""
+    for k in ("triage", "assignments", "allowed_actions", "extensions"):
+        out.pop(k, None)
+    public = set(
+        session.scalars(select(TimelineEvent.id).where(TimelineEvent.ticket_id == t.id, TimelineEvent.public))
+    )
+    kept = {a.id for a in _children(session, Attachment, t.id) if a.event_id in public}
+    out["attachments"] = [a for a in out["attachments"] if a["id"] in kept]
+
+
+def _children_json(session: Session, t: Ticket) -> dict[str, Any]:
+    return {
+        "extensions": [
+            fields(e, "id", "hours", "reason", "state", "requested_at", "decided_at")
+            for e in _children(session, Extension, t.id)
+        ],
+        "attachments": [
+            fields(a, "id", "filename", "content_type", "size") for a in _children(session, Attachment, t.id)
+        ],
+    }
 
 
 def _own_codes(t: Ticket, who: Principal) -> set[str]:
