@@ -40,7 +40,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +60,7 @@ from minsheng.storage.models import Ticket, TimelineEvent
 from minsheng.storage.timelimit_tables import Notification, OutboxMessage, Timer
 from minsheng.storage.triage_tables import TriageJob
 from tests.conftest import create_pg_database, drop_pg_database, pg_skip_reason
-from tests.e2e.live.receiver import Receiver, robot_receiver
+from tests.e2e.live.receiver import ReceiverProcess
 from tests.e2e.live.server import (
     ChildProcess,
     LiveServer,
@@ -85,6 +86,7 @@ PROBLEMS = [
 ]
 RATINGS = ["satisfied", "satisfied", "basically_satisfied", "basically_dissatisfied", "dissatisfied"]
 RELOGIN_EVERY = 40  # actions between two logins of one virtual user
+DRAIN_TIMEOUT = 300.0  # seconds the worker gets, once the load stops, to finish what was due then
 
 # Minutes, not days: unsigned tickets escalate while the soak runs.
 FAST_POLICY = PolicySpec(
@@ -416,6 +418,16 @@ def sampler(procs: Processes, t0: float, stop: threading.Event, every: float = 1
         procs.sample(time.monotonic() - t0)
 
 
+@contextmanager
+def receiver_process(out: Path) -> Iterator[ReceiverProcess]:
+    """The robot webhook in a process of its own: in this one it would wait for the load threads' GIL."""
+    rx = ReceiverProcess(out)
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
 def stop_within(p: ChildProcess, timeout: float) -> float | None:
     """SIGTERM and the seconds until the process ended; None when it had not after ``timeout`` (then killed),
     as systemd does after the units' 30 s."""
@@ -490,7 +502,7 @@ def retry_in_doubt(up: Upstreams, shared: Shared) -> int:
     return n
 
 
-def integrity(db: Database, shared: Shared, rx: Receiver) -> dict[str, Any]:
+def integrity(db: Database, shared: Shared, rx: ReceiverProcess) -> dict[str, Any]:
     with db.read_sessions() as s:
         keyed = select(Ticket.idempotency_key, Ticket.number).where(Ticket.idempotency_key.is_not(None))
         by_key = {k: n for k, n in s.execute(keyed)}
@@ -640,7 +652,7 @@ def run(args: argparse.Namespace) -> int:
     procs: Processes | None = None
     try:
         setup(url)
-        with robot_receiver() as rx:
+        with receiver_process(tmp / "received.txt") as rx:
             env = {
                 "MINSHENG_EMBEDDED_WORKER": "false",
                 "MINSHENG_TRIAGE_MODE": "deferred",
@@ -694,7 +706,7 @@ def run(args: argparse.Namespace) -> int:
             cutoff = datetime.now(UTC)
             db = open_database(url)
             try:
-                drained_in, at_stop, left = drain(db, cutoff, timeout=180)
+                drained_in, at_stop, left = drain(db, cutoff, timeout=DRAIN_TIMEOUT)
                 checks = integrity(db, shared, rx)
             finally:
                 db.dispose()
