@@ -81,7 +81,7 @@ def test_the_whole_loop_through_the_engine(db: Database, clock: FixedClock) -> N
         )
         t, code, created = loop.engine.intake(session, loop.actor("operator1"), req, clock.now())
         number = t.number
-    assert created and code is not None and len(code) == 6
+    assert created and code is not None and len(code) == 10
     assert loop.states(number) == (TicketState.ACCEPTED.value, {})
 
     clock.advance(5 * MIN)

@@ -36,4 +36,4 @@ def test_numbers_follow_the_city_day() -> None:
     assert numbering_day(datetime(2026, 11, 20, 17, 0, tzinfo=UTC)).isoformat() == "2026-11-21"
     assert format_ticket_number(numbering_day(datetime(2026, 11, 21, 1, tzinfo=UTC)), 1) == "2026112100001"
     code = new_query_code()
-    assert len(code) == 6 and hash_query_code(code) == hash_query_code(code.lower())
+    assert len(code) == 10 and hash_query_code(code) == hash_query_code(code.lower())

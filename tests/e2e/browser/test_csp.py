@@ -24,7 +24,8 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 
 def _ticket(server: Running) -> str:
-    with httpx.Client(base_url=server.url) as c:
+    # The first intake loads the word lists (seconds on a busy machine): a generous timeout.
+    with httpx.Client(base_url=server.url, timeout=60) as c:
         r = c.post("/api/v1/auth/login", json={"username": "operator1", "password": PASSWORD})
         c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         body = {"channel": "phone", "detail": "幸福路3号路灯坏了", "lat": 39.9, "lon": 116.4}
