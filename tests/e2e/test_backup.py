@@ -69,14 +69,6 @@ def _snapshot(url: str) -> dict[str, object]:
         db.dispose()
 
 
-# Found by this test: `minsheng db check` fails on any PostgreSQL database a server has started on.
-PG_CHECK_BUG = (
-    "minsheng/storage/migrations/env.py: include_object skips SQLite's kb_fts* tables but not PostgreSQL's "
-    "ix_kb_entries_fts, the GIN index services.kb.ensure_fts creates at start-up, so alembic check reports "
-    "'remove_index ix_kb_entries_fts' and `minsheng db check` exits 1 on every database a server ran on"
-)
-
-
 def test_backup_while_serving_and_restore(
     db_url: str, other_db: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -123,9 +115,6 @@ def test_backup_while_serving_and_restore(
     assert forced.returncode == 0, forced.stderr
     assert _snapshot(db_url)["numbers"] == numbers
 
-    # Last, so that the xfail below covers this step only.
-    if not db_url.startswith("sqlite"):
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=PG_CHECK_BUG))
     for url in (other_db, db_url):
         check = minsheng("db", "check", "--database-url", url)
         assert check.returncode == 0, check.stderr + check.stdout

@@ -13,8 +13,13 @@ target_metadata = Base.metadata
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    # The knowledge base's FTS5 virtual table and its shadow tables are made at start-up, not by migrations.
-    return not (type_ == "table" and name is not None and name.startswith("kb_fts"))
+    # The knowledge base's full-text index is made at start-up (services/kb.ensure_fts), not by migrations:
+    # SQLite's FTS5 virtual table and its shadow tables, PostgreSQL's GIN index.
+    if name is None:
+        return True
+    return not (
+        (type_ == "table" and name.startswith("kb_fts")) or (type_ == "index" and name == "ix_kb_entries_fts")
+    )
 
 
 def run_migrations_online() -> None:
