@@ -3,50 +3,21 @@ deadlines show on the ticket, and a user's in-app inbox fills when the worker fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from minsheng.asgi import create_app
-from minsheng.config import Settings
 from minsheng.domain.clock import FixedClock
 from minsheng.services.background import run_once
 from minsheng.storage.db import Database
-from tests.factories import PASSWORD, small_city
-
-
-@pytest.fixture
-def clock_app(db: Database, db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[TestClient]:
-    with db.write_sessions() as session, session.begin():
-        small_city(session, clock.now())
-    settings = Settings(
-        database_url=db_url, data_dir=tmp_path / "data", embedded_worker=False, environment="test"
-    )
-    app = create_app(settings, clock=clock, db=db)
-    with TestClient(app) as client:
-        yield client
-
-
-@pytest.fixture
-def as_user(clock_app: TestClient) -> Callable[[str], TestClient]:
-    def _login(username: str) -> TestClient:
-        c = TestClient(clock_app.app)
-        r = c.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-        return c
-
-    return _login
 
 
 def test_clock_admin_api_and_inbox(
-    as_user: Callable[[str], TestClient], clock_app: TestClient, clock: FixedClock, db: Database
+    login: Callable[[str], TestClient], app_client: TestClient, clock: FixedClock, db: Database
 ) -> None:
     admin, sup, op, disp, h = (
-        as_user(u) for u in ("admin", "supervisor1", "operator1", "dispatcher1", "h_zjj")
+        login(u) for u in ("admin", "supervisor1", "operator1", "dispatcher1", "h_zjj")
     )
     policy = {
         "name": "签收20分钟",
@@ -133,7 +104,7 @@ def test_clock_admin_api_and_inbox(
     ]
 
     clock.advance(timedelta(minutes=10))
-    clockwork = clock_app.app.state.minsheng.clockwork
+    clockwork = app_client.app.state.minsheng.clockwork
     assert run_once(db, clock.now(), clockwork=clockwork).fired == 1
     inbox = h.get("/api/v1/notifications", params={"unread": True}).json()
     assert [n["kind"] for n in inbox] == ["warning", "assignment_new"]
