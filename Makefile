@@ -49,11 +49,13 @@ seed: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/minsheng serve --host 127.0.0.1 --port 8000
 
-# Browser tests need Debian's chromium, and screenshots and PDF reports need a Chinese font (fonts-noto-cjk):
-# a fresh machine has neither. Install what is missing when we are allowed to.
+# Browser tests need Debian's chromium, and screenshots and PDF reports need a Chinese font (fonts-noto-cjk);
+# PDF reports (WeasyPrint) need Pango (libpangoft2-1.0-0): a fresh machine has none of them. Install what
+# is missing when we are allowed to.
 chromium:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	  dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
+	  dpkg -s libpangoft2-1.0-0 >/dev/null 2>&1 || missing="$$missing libpangoft2-1.0-0"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	    else echo "missing:$$missing (sudo apt-get install$$missing): browser tests skip or show empty boxes"; fi; fi
