@@ -25,7 +25,7 @@ from minsheng.domain.clock import Clock, SystemClock
 from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services import audit, kb, org
-from minsheng.services.background import TimerWorker
+from minsheng.services.background import PassLimits, TimerWorker
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.notifications import build_senders, retry_policy
 from minsheng.services.tickets import TicketEngine
@@ -101,6 +101,7 @@ class Platform:
                 self.senders,
                 retry=self.retry,
                 interval=self.settings.worker_interval_seconds,
+                limits=PassLimits.from_settings(self.settings),
             )
             self.timer_worker.start()
             self._stops.append(self.timer_worker.stop)

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     triage_interval_seconds: float = Field(
         0.2, gt=0, le=3600, description="a worker process's seconds between looks for triage jobs (deferred)"
     )
+    # One worker pass fires the due timers, then delivers at most this much of the outbox; a longer outbox is
+    # left to the next pass, which starts at once and fires the timers come due meanwhile first.
+    worker_notify_batch: int = Field(
+        200, ge=1, le=10_000, description="most outbox messages one worker pass delivers"
+    )
+    worker_notify_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="most seconds one worker pass spends delivering the outbox (a slow gateway must not "
+        "hold back the timers); the message being sent is finished",
+    )
+    login_failure_keep_days: int = Field(
+        30, ge=1, le=3650, description="days failed logins are kept; the worker deletes older ones"
+    )
     # Notifications: the hotline's name in texts, the channels' gateways, delivery retries, the time-limit preset.
     hotline_name: str = "12345"
     rating_url: str = ""
@@ -116,6 +131,49 @@ class Settings(BaseSettings):
         1024 * 1024,
         ge=0,
         description="a multipart body (an upload) may be max_attachment_bytes plus this much (fields, headers)",
+    )
+
+    # Measures (issue 15): the choices cities make differently (docs/METRICS.md, "Choices"). None of them needs a
+    # rebuild of the daily facts: they apply when facts are turned into figures. Dicts are JSON in the environment.
+    measures_satisfaction_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "satisfied": 1.0,
+            "basically_satisfied": 1.0,
+            "basically_dissatisfied": 0.0,
+            "dissatisfied": 0.0,
+        },
+        description="满意率: the weight of each of the four ratings (满意+基本满意 by default)",
+    )
+    measures_dissatisfaction_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "satisfied": 0.0,
+            "basically_satisfied": 0.0,
+            "basically_dissatisfied": 1.0,
+            "dissatisfied": 1.0,
+        },
+        description="不满意率: the weight of each of the four ratings",
+    )
+    measures_resolved_ratings: list[str] = Field(
+        default_factory=lambda: ["satisfied", "basically_satisfied"],
+        description="解决率: the ratings that count a ticket as solved (the follow-up asks no separate question)",
+    )
+    measures_complaint_includes_dissatisfied: bool = Field(
+        False, description="投诉率: also count a dissatisfied rating as a complaint (not only a repeat after close)"
+    )
+    measures_working_time: bool = Field(
+        False, description="average times in working time of the calendar instead of natural time"
+    )
+    measures_composite_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "sign_rate": 0.25,
+            "feedback_rate": 0.25,
+            "completion_rate": 0.25,
+            "satisfaction_rate": 0.25,
+        },
+        description="the composite score's weight per rate (default: 黔南's four indices, equal weights)",
+    )
+    measures_min_tickets: int = Field(
+        30, ge=0, description="a unit, area … with fewer tickets behind a figure is marked few and not ranked"
     )
 
     @model_validator(mode="after")

@@ -1,23 +1,28 @@
-"""People and integrations: argon2 password hashes, login sessions with CSRF tokens, bearer tokens."""
+"""People and integrations: argon2 password hashes, login sessions with CSRF tokens, bearer tokens; the record of
+failed logins as the admin page shows it, and its pruning by the worker."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.services.errors import Invalid, Unauthenticated
 from minsheng.services.limits import Limits
+from minsheng.storage import dialect
 from minsheng.storage.db import Database
+from minsheng.storage.limit_tables import LoginFailure
 from minsheng.storage.models import ApiToken, LoginSession, User
 
 _hasher = PasswordHasher()
@@ -160,3 +165,79 @@ def principal_from_token(session: Session, token: str) -> Principal | None:
     if user is None or not user.active:
         return None
     return _principal(user, via_token=True)
+
+
+# ------------------------------------------------------------------------------------------ failed logins
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed logins of one username from one address within the period the admin page shows."""
+
+    username: str
+    address: str  # masked (`mask_ip`)
+    count: int
+    first_at: datetime
+    last_at: datetime
+    reasons: dict[str, int]
+
+
+def mask_ip(address: str | None) -> str:
+    """A client address as the admin page shows it: the network, not the host (203.0.113.*, 2001:db8:1:2::/64).
+
+    Enough to see that failures come from one place; the full address stays in the API for an investigation."""
+    if not address:
+        return "—"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:3] + "***"
+    if ip.version == 4:
+        return ".".join(str(ip).split(".")[:3]) + ".*"
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
+def failure_groups(session: Session, since: datetime, *, limit: int = 200) -> list[FailureGroup]:
+    """Failed logins since ``since`` per username and address, the most failures first (at most ``limit``)."""
+    n = func.count(LoginFailure.id)
+    q = (
+        select(
+            LoginFailure.username,
+            LoginFailure.address,
+            LoginFailure.reason,
+            n,
+            func.min(LoginFailure.at),
+            func.max(LoginFailure.at),
+        )
+        .where(LoginFailure.at >= since)
+        .group_by(LoginFailure.username, LoginFailure.address, LoginFailure.reason)
+    )
+    groups: dict[tuple[str, str | None], list[Any]] = {}
+    for username, address, reason, count, first, last in session.execute(q):
+        g = groups.setdefault((username, address), [0, first, last, {}])
+        g[0] += count
+        g[1], g[2] = min(g[1], first), max(g[2], last)
+        g[3][reason] = count
+    out = [
+        FailureGroup(username, mask_ip(address), count, first, last, reasons)
+        for (username, address), (count, first, last, reasons) in groups.items()
+    ]
+    out.sort(key=lambda g: (-g.count, -g.last_at.timestamp(), g.username))
+    return out[:limit]
+
+
+def prune_login_failures(db: Database, now: datetime, keep_days: int, *, batch: int = 5000) -> int:
+    """Delete the failed logins older than ``keep_days``, ``batch`` rows per short transaction; returns how many.
+
+    Idempotent, and safe for several workers at once on PostgreSQL: each claims its rows with
+    ``FOR UPDATE SKIP LOCKED``, so two never wait for (or deadlock on) each other's rows; on SQLite the write
+    lock takes them one after the other, and the second finds nothing left."""
+    cutoff = now - timedelta(days=keep_days)
+    total = 0
+    while True:
+        with db.write_sessions() as session, session.begin():
+            q = select(LoginFailure.id).where(LoginFailure.at < cutoff).order_by(LoginFailure.id).limit(batch)
+            ids = list(session.scalars(dialect.lock_rows(session, q, skip_locked=True)))
+            if ids:
+                session.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            return total

@@ -3,13 +3,14 @@ outbox afterwards with retries (minsheng.notify), and reading a user's inbox.
 
 Delivery never holds a database transaction open while it talks to a gateway: due rows are first *claimed*
 (their ``next_attempt_at`` pushed one lease ahead, so a second worker passes them by), then sent, then their
-new state is written. A worker that dies mid-send leaves rows that come due again when the lease ends.
+new state is written. A worker that dies mid-send leaves rows that come due again when the lease ends; one
+that is told to stop (or has spent its pass's time) hands back the rows it claimed and has not sent yet.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -148,10 +149,12 @@ def enqueue(
 # ---------------------------------------------------------------------------------------------- delivery
 @dataclass
 class DeliveryStats:
+    claimed: int = 0
     attempted: int = 0
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    released: int = 0  # claimed, then handed back unsent because the caller asked to stop
     errors: list[str] = field(default_factory=list)
 
 
@@ -163,8 +166,13 @@ def deliver_due(
     retry: RetryPolicy | None = None,
     worker_id: str = "worker",
     limit: int = 200,
+    halt: Callable[[], bool] | None = None,
 ) -> DeliveryStats:
-    """Send every outbox row due at ``now`` (up to ``limit``) once, and record each attempt's outcome."""
+    """Send the outbox rows due at ``now`` (up to ``limit``) once each, and record each attempt's outcome.
+
+    ``halt`` is asked before each message: once it says so (the worker was told to stop, or the pass has spent
+    its time), the rows claimed but not yet sent are handed back at once, due as they were, instead of waiting
+    for their lease to end."""
     retry = retry or RetryPolicy()
     stats = DeliveryStats()
     with db.write_sessions() as session, session.begin():
@@ -177,29 +185,26 @@ def deliver_due(
         if not db.is_sqlite:
             q = q.with_for_update(skip_locked=True)
         rows = list(session.scalars(q))
-        for row in rows:
-            row.next_attempt_at = now + CLAIM_LEASE
-            row.locked_by = worker_id
         claimed = [
             (
                 row.id,
+                row.next_attempt_at,
                 OutboxState(row.message_id, "pending", row.attempts, None, row.last_error or ""),
                 row.channel,
                 Message(row.message_id, row.text, row.title, row.recipient, tuple(row.mention or ())),
             )
             for row in rows
         ]
-    for row_id, state, channel, message in claimed:
-        sender = senders.get(channel)
+        for row in rows:
+            row.next_attempt_at = now + CLAIM_LEASE
+            row.locked_by = worker_id
+    stats.claimed = len(claimed)
+    for i, (row_id, _, state, channel, message) in enumerate(claimed):
+        if halt is not None and halt():
+            stats.released = _release(db, claimed[i:], worker_id)
+            break
         stats.attempted += 1
-        if sender is None:
-            result = DeliveryResult(False, True, f"no sender configured for channel {channel!r}")
-        else:
-            try:
-                result = sender.send(message, now)
-            except Exception as err:  # a sender must never stop the worker
-                result = DeliveryResult(False, False, f"unexpected error: {type(err).__name__} {err}")
-        new = after_attempt(state, result, now, retry)
+        new = after_attempt(state, _send(senders, channel, message, now), now, retry)
         if new.status == "sent":
             stats.sent += 1
         elif new.status == "dead":
@@ -223,6 +228,32 @@ def deliver_due(
                 )
             )
     return stats
+
+
+def _send(senders: Mapping[str, Sender], channel: str, message: Message, now: datetime) -> DeliveryResult:
+    sender = senders.get(channel)
+    if sender is None:
+        return DeliveryResult(False, True, f"no sender configured for channel {channel!r}")
+    try:
+        return sender.send(message, now)
+    except Exception as err:  # a sender must never stop the worker
+        return DeliveryResult(False, False, f"unexpected error: {type(err).__name__} {err}")
+
+
+def _release(db: Database, rows: Sequence[tuple[int, datetime, Any, Any, Any]], worker_id: str) -> int:
+    """Hand claimed rows back unsent: due again when they were due before the claim, and unleased."""
+    with db.write_sessions() as session, session.begin():
+        for row_id, due, *_ in rows:
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row_id,
+                    OutboxMessage.locked_by == worker_id,
+                    OutboxMessage.status == "pending",
+                )
+                .values(next_attempt_at=due, locked_by=None)
+            )
+    return len(rows)
 
 
 # ----------------------------------------------------------------------------------------------- reading

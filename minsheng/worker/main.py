@@ -1,4 +1,8 @@
-"""`minsheng worker run`: a platform in the worker role, and the loop until SIGINT or SIGTERM."""
+"""`minsheng worker run`: a platform in the worker role, and the loop until SIGINT or SIGTERM.
+
+The signal only sets the loop's stop flag: the pass in progress ends after the message it is sending (the
+outbox rows it claimed and did not send are handed back), so the process ends within one send's timeout of
+SIGTERM, well inside systemd's TimeoutStopSec."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections.abc import Callable
 
 from minsheng.bootstrap import Platform, Role, build
 from minsheng.config import Settings
-from minsheng.services.background import DEFAULT_BATCH, run_loop, run_once
+from minsheng.services.background import DEFAULT_BATCH, PassLimits, run_loop, run_once
 from minsheng.services.triage.jobs import run_triage_jobs
 
 
@@ -37,6 +41,7 @@ def run_one_pass(settings: Settings, batch: int = DEFAULT_BATCH) -> list[str]:
             clockwork=platform.clockwork,
             senders=platform.senders,
             retry=platform.retry,
+            limits=PassLimits.from_settings(settings),
         )
         lines.append(
             f"fired {stats.fired}, skipped {stats.skipped}, errors {stats.errors}, sent {stats.sent}, "
@@ -66,6 +71,7 @@ def run_forever(settings: Settings, interval: float, say: Callable[[str], None])
             stop=stop,
             retry=platform.retry,
             worker_id=me,
+            limits=PassLimits.from_settings(settings),
         )
     finally:
         platform.stop()
