@@ -45,6 +45,14 @@ class Column:
     width: int | None = None
 
 
+@dataclass(frozen=True)
+class Cell:
+    """A value whose format differs from its column's (a table of mixed figures: counts, rates, hours)."""
+
+    value: Any
+    fmt: Format
+
+
 @dataclass
 class ExportTable:
     """One sheet: a title (the sheet's name and its first line), columns, rows, and notes under the table."""
@@ -110,21 +118,28 @@ def write_table(wb: Workbook, table: ExportTable, taken: set[str]) -> None:
     for r, row in enumerate(table.rows[:MAX_ROWS], start=header_row + 1):
         for i, col in enumerate(table.columns, start=1):
             raw = row[i - 1] if i - 1 < len(row) else None
-            value = cell_value(raw, col.fmt)
+            fmt = col.fmt
+            if isinstance(raw, Cell):
+                raw, fmt = raw.value, raw.fmt
+            value = cell_value(raw, fmt)
             cell = ws.cell(row=r, column=i)
             cell.value = value
             if isinstance(value, str):
                 cell.data_type = "s"  # never a formula, whatever the text starts with
-            elif col.fmt in _NUMBER_FORMATS and value is not None:
-                cell.number_format = _NUMBER_FORMATS[col.fmt]
+            elif fmt in _NUMBER_FORMATS and value is not None:
+                cell.number_format = _NUMBER_FORMATS[fmt]
     last = header_row + min(len(table.rows), MAX_ROWS)
     for note in table.notes:
         last += 1
         ws.cell(row=last + 1, column=1, value=_ILLEGAL.sub("", note)).data_type = "s"
     ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
     for i, col in enumerate(table.columns, start=1):
-        values = (row[i - 1] for row in table.rows[:500] if i - 1 < len(row))
+        values = (_plain(row[i - 1]) for row in table.rows[:500] if i - 1 < len(row))
         ws.column_dimensions[get_column_letter(i)].width = col.width or _width(values, col.label)
+
+
+def _plain(v: Any) -> Any:
+    return v.value if isinstance(v, Cell) else v
 
 
 def to_xlsx(tables: Sequence[ExportTable] | ExportTable) -> bytes:
