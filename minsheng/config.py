@@ -158,7 +158,8 @@ class Settings(BaseSettings):
         description="解决率: the ratings that count a ticket as solved (the follow-up asks no separate question)",
     )
     measures_complaint_includes_dissatisfied: bool = Field(
-        False, description="投诉率: also count a dissatisfied rating as a complaint (not only a repeat after close)"
+        False,
+        description="投诉率: also count a dissatisfied rating as a complaint (not only a repeat after close)",
     )
     measures_working_time: bool = Field(
         False, description="average times in working time of the calendar instead of natural time"

@@ -20,6 +20,7 @@ from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentRole, AssignmentState, TicketState
 from minsheng.domain.transitions import AssignmentAction, TicketAction
 from minsheng.services.errors import NotFound, PermissionDenied
+from minsheng.services.measures.facts import touch as touch_facts
 from minsheng.services.ticket_ids import sqlite_event_id
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent
 
@@ -118,6 +119,8 @@ class EngineCore:
             public=public,
         )
         session.add(ev)
+        # The daily measure facts of this ticket are brought up to date before the transaction commits.
+        touch_facts(session, t, ev)
         return ev
 
     def record_note(

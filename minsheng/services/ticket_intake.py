@@ -20,6 +20,7 @@ from minsheng.domain.states import Kind, TicketState, Urgency
 from minsheng.domain.transitions import TicketAction
 from minsheng.services import schemas as s
 from minsheng.services.errors import Conflict, NotFound
+from minsheng.services.measures.facts import touch as touch_facts
 from minsheng.services.ticket_core import DomainEvent, check_role
 from minsheng.services.ticket_ids import TicketIds
 from minsheng.services.ticket_steps import LoopSteps
@@ -202,6 +203,8 @@ class IntakeSteps(LoopSteps):
         if req.urgency is None and d.urgency:
             ticket.urgency = d.urgency
         ticket.triage = d.explanation
+        # Deferred triage moves a stored ticket's area or category without an event: its facts follow.
+        touch_facts(session, ticket)
 
 
 def _fingerprint(req: s.IntakeRequest) -> str | None:

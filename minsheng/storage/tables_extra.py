@@ -4,6 +4,7 @@ from minsheng.storage import (
     audit_tables,  # noqa: F401
     kb_tables,  # noqa: F401
     limit_tables,  # noqa: F401
+    measure_tables,  # noqa: F401
     models,  # noqa: F401
     timelimit_tables,  # noqa: F401
     triage_tables,  # noqa: F401
