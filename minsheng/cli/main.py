@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from minsheng.cli.analyze import app as analyze_app
 from minsheng.cli.common import DatabaseUrl, console, guarded, load_settings, open_db, progress_bar, shown_url
 from minsheng.cli.db import app as db_app
 from minsheng.cli.demo import app as demo_app
 from minsheng.cli.demo import logins_table
 from minsheng.cli.imports import app as import_app
 from minsheng.cli.model import app as model_app
+from minsheng.cli.open311 import app as open311_app
 from minsheng.cli.users import app as users_app
 from minsheng.cli.worker import app as worker_app
 
@@ -42,7 +44,9 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 app.add_typer(model_app, name="model")
+app.add_typer(open311_app, name="open311")
 app.add_typer(worker_app, name="worker")
+app.add_typer(analyze_app, name="analyze")
 
 
 # ---------------------------------------------------------------------------------------------------- serve
