@@ -19,7 +19,8 @@ Semantics the seeder can rely on:
   acting unit's code; centre actions carry ``None``.
 
 Volume follows office hours and weekdays, rises in summer, and has a few bursts: a cluster of similar
-complaints in one street within days (the case the cluster warning must catch).
+complaints in one street within days (the case the cluster warning must catch). A long history also holds the
+planted hot topics of :mod:`minsheng.demo.hot_topics` (many citizens about one thing in one place over days).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from itertools import accumulate
 from typing import Any
 
 from minsheng.demo.city import DEPARTMENTS, DemoCity, transfer_targets
+from minsheng.demo.hot_topics import PlantedCall, plant_hot_topics
 from minsheng.demo.texts import Citizen, RequestText, generate_citizen, generate_request
 
 __all__ = [
@@ -86,6 +88,8 @@ _RATING_CUM = list(accumulate((76, 12, 5, 7)))  # about 88% satisfied or basical
 _RATING_CUM_GOOD = list(accumulate((85, 12, 2, 1)))  # after a reopen, or for a direct answer
 GPS_CHANNELS = frozenset({"app", "wechat", "grid", "open311"})
 _CST = timezone(timedelta(hours=8))  # China has one fixed offset and no DST, so no tz database is needed
+#: Histories of at least this many tickets (over 60 days or more) hold the planted hot topics by default.
+HOT_TOPICS_FROM = 2000
 
 # Requests per hour of the local day (relative): calls start at 7, peak mid-morning, dip at lunch, tail off
 # late.
@@ -284,15 +288,23 @@ def generate_history(
     start: datetime | None = None,
     end: datetime | None = None,
     seed: int = 2026,
+    hot_topics: bool | None = None,
 ) -> Iterator[TicketScript]:
     """Yield ``n_tickets`` scripts created between ``start`` and ``end`` (default: the 365 days before
-    2026-06-01 UTC), in order of creation. ``end`` is "now": no step is later."""
+    2026-06-01 UTC), in order of creation. ``end`` is "now": no step is later.
+
+    ``hot_topics``: whether the planted hot topics (:mod:`minsheng.demo.hot_topics`) are among them; by default
+    in a history of at least :data:`HOT_TOPICS_FROM` tickets over 60 days or more (the demo city, not the small
+    cities of tests and simulations)."""
     if end is None:
         end = datetime(2026, 6, 1, tzinfo=UTC)
     if start is None:
         start = end - timedelta(days=365)
     rng = random.Random(seed)
-    times = _creation_times(rng, city, n_tickets, start, end)
+    if hot_topics is None:
+        hot_topics = n_tickets >= HOT_TOPICS_FROM and end - start >= timedelta(days=60)
+    planted = plant_hot_topics(city, start, end, seed)[:n_tickets] if hot_topics else []
+    times = _merge(_creation_times(rng, city, n_tickets - len(planted), start, end), planted)
 
     leaves = city.leaf_categories
     leaf_w = [
@@ -309,7 +321,13 @@ def generate_history(
     channels, channel_cum = list(CHANNELS), list(accumulate(CHANNELS.values()))
     recent: deque[tuple[int, datetime, str, str]] = deque()  # dispatched tickets a repeat may refer to
 
-    for index, (created, burst) in enumerate(times):
+    for index, (created, burst, call) in enumerate(times):
+        if call is not None:
+            script = _planted_script(rng, city, call, end, transfers)
+            if script.steps and script.steps[0].action == "dispatch":
+                recent.append((index, created, call.category_code, call.area_code))
+            yield script
+            continue
         channel = rng.choices(channels, cum_weights=channel_cum)[0]
         repeat_of: tuple[int, datetime, str, str] | None = None
         while recent and created - recent[0][1] > timedelta(days=5):
@@ -353,6 +371,46 @@ def generate_history(
             created_at=created,
             steps=script_steps,
         )
+
+
+def _merge(
+    times: list[tuple[datetime, tuple[str, str] | None]], planted: list[PlantedCall]
+) -> list[tuple[datetime, tuple[str, str] | None, PlantedCall | None]]:
+    """The ordinary creation times and the planted calls, in one time order."""
+    merged = [(t, burst, None) for t, burst in times] + [(c.created_at, None, c) for c in planted]
+    merged.sort(key=lambda x: x[0])
+    return merged
+
+
+def _planted_script(
+    rng: random.Random, city: DemoCity, call: PlantedCall, end: datetime, transfers: dict[str, str]
+) -> TicketScript:
+    """A planted call walked through the loop like any other complaint."""
+    steps = _walk(
+        rng,
+        city,
+        call.created_at,
+        end,
+        call.category_code,
+        call.area_code,
+        call.text,
+        call.channel,
+        None,
+        transfers,
+    )
+    return TicketScript(
+        channel=call.channel,
+        kind=call.text.kind,
+        urgency=call.text.urgency,
+        category_code=call.category_code,
+        area_code=call.area_code,
+        text=call.text,
+        citizen=call.citizen,
+        confidential=False,
+        public_consent=rng.random() < 0.55,
+        created_at=call.created_at,
+        steps=steps,
+    )
 
 
 def _creation_times(

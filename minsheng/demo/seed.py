@@ -129,10 +129,12 @@ def seed_demo(
     model_dir: Path | None = None,
     model_level: int = DEMO_MODEL_LEVEL,
     clock: TimeLimitConfig | None = None,
+    hot_topics: bool | None = None,
 ) -> SeedReport:
     """Write the demo city and ``n_tickets`` tickets created over the ``days`` before ``now`` (an empty database
     is expected: see :func:`database_is_empty`), plan the open tickets' deadlines and, with ``model_dir``, train
-    the triage model on the history (see :func:`train_demo_model`)."""
+    the triage model on the history (see :func:`train_demo_model`). ``hot_topics`` plants the demo's hot topics
+    (default: in a history large enough, see :func:`~minsheng.demo.history.generate_history`)."""
     started = time.perf_counter()
     city = generate_city(seed)
     # One argon2 hash for every demo account: hashing is deliberately slow, and they share the password anyway.
@@ -149,7 +151,17 @@ def seed_demo(
         progress("city", 1, 1)
 
     _replay_history(
-        db, city, report, n_tickets, seed, now - timedelta(days=days), now, engine, batch, progress
+        db,
+        city,
+        report,
+        n_tickets,
+        seed,
+        now - timedelta(days=days),
+        now,
+        engine,
+        batch,
+        progress,
+        hot_topics,
     )
 
     # An engine that brought its own subscribers (a test wiring the clock in) planned the deadlines already.
@@ -190,6 +202,7 @@ def _replay_history(
     engine: TicketEngine | None,
     batch: int,
     progress: Progress | None,
+    hot_topics: bool | None = None,
 ) -> None:
     """The tickets stage: generate the history and walk every ticket through the engine."""
     stage = time.perf_counter()
@@ -197,7 +210,7 @@ def _replay_history(
         actors = Actors(session)
     replayer = Replayer(ReplayEngine(engine), actors)
     engine_has_hooks = engine is not None and bool(engine.subscribers or engine.triage)
-    scripts = generate_history(city, n_tickets, start=start, end=end, seed=seed)
+    scripts = generate_history(city, n_tickets, start=start, end=end, seed=seed, hot_topics=hot_topics)
     if progress:
         progress("tickets", 0, n_tickets)
     # One long session, committed every `batch` tickets: the tickets still being walked stay attached to it.

@@ -35,6 +35,7 @@ def test_every_data_file_is_read() -> None:
     names = sorted(p.name for p in (files("minsheng.demo") / "data").iterdir() if p.name.endswith(".toml"))
     assert names == [
         "categories.toml",
+        "hot_topics.toml",
         "issues.toml",
         "kb.toml",
         "organisation.toml",
