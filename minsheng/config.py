@@ -177,6 +177,33 @@ class Settings(BaseSettings):
         30, ge=0, description="a unit, area … with fewer tickets behind a figure is marked few and not ranked"
     )
 
+    # Channel adapters (issue 16, docs/INTEGRATIONS.md "Channels"). A channel whose secret is unset refuses every
+    # inbound message (403): nothing is taken in unsigned.
+    channel_sms_secret: str | None = Field(
+        None, description="shared secret of the SMS gateway: HMAC-SHA256 over the timestamp and the raw body"
+    )
+    channel_calls_secret: str | None = Field(
+        None, description="shared secret of the telephony system's call-record webhook (same HMAC scheme)"
+    )
+    channel_signature_max_age_seconds: int = Field(
+        300, ge=10, le=86400, description="a signed inbound request older or newer than this is refused"
+    )
+    wechat_token: str | None = Field(
+        None, description="the WeChat official account's server token (公众号 服务器配置 → Token)"
+    )
+    imap_host: str | None = Field(
+        None, description="the hotline's mailbox server (IMAP); unset: no e-mail channel"
+    )
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_ssl: bool = Field(
+        True, description="IMAP over TLS (port 993); false: plain IMAP (a loopback test server)"
+    )
+    imap_user: str = ""
+    imap_password: str = ""
+    imap_folder: str = Field("INBOX", max_length=200)
+    imap_poll_seconds: float = Field(60.0, ge=5, description="how often the worker reads the mailbox")
+    imap_batch: int = Field(50, ge=1, le=1000, description="mails read per poll at most")
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEFAULT_SECRET:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from minsheng.api.routers import audit, auth, org, public, tickets, timelimits, triage
+from minsheng.api.routers import audit, auth, channels, org, public, tickets, timelimits, triage
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
 
@@ -80,6 +80,7 @@ def install(app: FastAPI) -> None:
         timelimits.inbox_router,
         triage.router,
         audit.router,
+        channels.router,
     ):
         app.include_router(r)
 
