@@ -38,6 +38,7 @@ ASYNC_DEPENDENCIES = {
     "current_principal",
     "require_roles.<locals>.check",
     "read_form",
+    "raw_body",  # channel gateways: the body's bytes, awaited, for their signatures
     "_write_session",
     "_read_session",
 }
