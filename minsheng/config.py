@@ -88,6 +88,36 @@ class Settings(BaseSettings):
     retry_max_attempts: int = 8
     retry_base_seconds: float = 30.0
     clock_preset: str = "demo"
+    # Open311 GeoReport v2 (issue 16, docs/INTEGRATIONS.md).
+    open311_jurisdiction_id: str = Field(
+        "",
+        max_length=100,
+        description="the city's Open311 jurisdiction_id: a request naming another gets 404; empty: any is "
+        "accepted (one jurisdiction per server)",
+    )
+    open311_contact: str = Field("", max_length=300, description="discovery's contact (who runs the interface)")
+    open311_key_service: str = Field(
+        "", max_length=300, description="discovery's key_service: where an integration asks for an API key"
+    )
+    open311_base_url: str = Field(
+        "",
+        max_length=300,
+        description="public address of the server (https://12345.example.gov.cn) for discovery and media_url; "
+        "empty: the address the request came to",
+    )
+    open311_publish: Literal["consented", "all"] = Field(
+        "consented",
+        description="which tickets GET requests shows: consented (those taken in through Open311 and those "
+        "whose citizen agreed to publication) or all; never a confidential one",
+    )
+    open311_key_limit: str = Field(
+        default_factory=lambda d: "10000/minute" if d.get("environment") == "test" else "30/minute;2000/day",
+        description="POSTs (requests, updates) per Open311 API key, in the limits library's notation",
+    )
+    open311_read_limit: str = Field(
+        default_factory=lambda d: "100000/minute" if d.get("environment") == "test" else "120/minute;5000/hour",
+        description="Open311 GETs per client address, same notation",
+    )
     # Abuse limits (issue 14). Counters live in the database, so every API process on one PostgreSQL shares them.
     # Unset, a limit takes its production value, except with environment=test, where it is generous (tests log
     # in and submit many times from one address); a value given explicitly always wins.

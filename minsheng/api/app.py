@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from minsheng.api import open311
 from minsheng.api.routers import audit, auth, channels, org, public, tickets, timelimits, triage
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
@@ -83,6 +84,7 @@ def install(app: FastAPI) -> None:
         channels.router,
     ):
         app.include_router(r)
+    open311.install(app)
 
     # async and without I/O: it answers from the event loop even when every worker thread is busy.
     @app.get("/healthz", tags=["ops"])

@@ -99,6 +99,7 @@ ACTION_LABELS: dict[str, str] = {
     "cluster_warning": "一类事预警",
     "repeat_linked": "关联重复件",
     "attachment": "上传附件",
+    "citizen_update": "群众补充",
 }
 
 _OPEN_BEFORE_CLOSE = (T.ACCEPTED, T.DISPATCHED, T.RETURNED, T.IN_PROGRESS, T.PAUSED)

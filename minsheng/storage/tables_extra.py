@@ -8,6 +8,7 @@ from minsheng.storage import (
     limit_tables,  # noqa: F401
     measure_tables,  # noqa: F401
     models,  # noqa: F401
+    open311_tables,  # noqa: F401
     timelimit_tables,  # noqa: F401
     triage_tables,  # noqa: F401
 )

@@ -24,10 +24,12 @@ from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import admin_views, audit, importing, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
-from minsheng.web import core
+from minsheng.web import admin_open311, core
 from minsheng.web.core import FormDep, StateDep
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
+# Open311's page first: /admin/{kind} below would take /admin/open311 for a kind.
+router.include_router(admin_open311.router)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
 AuditReader = Annotated[Principal, core.need(Role.ADMIN, Role.SUPERVISOR)]
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
