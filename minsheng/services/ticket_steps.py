@@ -242,12 +242,15 @@ class LoopSteps(EngineCore):
             raise Conflict("no pending extension request to decide on this ticket")
         state = ExtensionState.APPROVED if p.approve else ExtensionState.REFUSED
         payload = {"extension_id": ext.id, "approved": p.approve, "hours": ext.hours, "note": p.note}
+        before = t.resolve_due_at
         self._ticket_step(session, t, actor, TicketAction.DECIDE_EXTENSION, now, payload)
         ext.state = state.value
         ext.decided_by_user_id = actor.user_id
         ext.decided_at = now
         ext.decision_note = p.note
-        if p.approve:
+        # The time-limit engine moves the deadlines in the policy's kind of time as the step is recorded;
+        # without a stored deadline to move (no policy applied) the extension is wall-clock hours.
+        if p.approve and t.resolve_due_at == before:
             delta = timedelta(hours=ext.hours)
             if t.resolve_due_at is not None:
                 t.resolve_due_at += delta

@@ -9,6 +9,8 @@ from `start_deadlines` / `reopen_deadlines` / `shifted` / `extended`.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,7 +105,16 @@ def shifted(d: Deadline, paused_from: datetime, at: datetime, calendar: WorkCale
 
 
 def extended(d: Deadline, delta: timedelta, calendar: WorkCalendar) -> Deadline:
-    """An unmet resolve deadline after an approved extension of ``delta``."""
+    """An unmet resolve deadline after an approved extension of ``delta``, counted in the deadline's own
+    kind of time: wall-clock for a natural limit, working hours for a working-hour limit, and whole working
+    days (every 24 hours asked, rounded up) for a working-day limit, so that "72 hours" under a working-day
+    policy is three working days and never ends on a rest day.
+    """
+    hours = delta / timedelta(hours=1)
+    if d.unit == "working_hours":
+        return extend(d, hours, calendar, unit="working_hours")
+    if d.unit == "working_days":
+        return extend(d, math.ceil(hours / 24 - 1e-9), calendar, unit="working_days")
     return extend(d, delta, calendar)
 
 

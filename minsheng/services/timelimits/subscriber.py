@@ -187,20 +187,21 @@ class Clockwork:
             self._mirror(t, a, moved)
 
     def extend_resolve(self, session: Session, t: Ticket, delta: timedelta, now: datetime) -> None:
-        """An approved extension: the resolve deadlines move by ``delta`` and their timers fire anew.
-
-        The engine itself adds the same wall-clock ``delta`` to the rows' ``resolve_due_at`` columns.
+        """An approved extension: the resolve deadlines move by ``delta`` in the policy's kind of time (see
+        `extended`), their timers fire anew, and the assignments' and ticket's ``resolve_due_at`` follow.
         """
         if delta <= timedelta(0):
             return
         cal = self.calendar(session)
-        ids = [a.id for a in self._active(t)]
-        for row in deadline_rows(session, ids):
+        active = {a.id: a for a in self._active(t)}
+        for row in deadline_rows(session, list(active)):
             if row.step != "resolve" or row.met_at is not None:
                 continue
-            _store_deadline(row, extended(deadline_of(row), delta, cal))
+            moved = extended(deadline_of(row), delta, cal)
+            _store_deadline(row, moved)
             row.generation += 1
             self._replan(session, t, row, now)
+            self._mirror(t, active[row.assignment_id], {"resolve": moved})
 
     # --------------------------------------------------------------------------------------- helpers
     @staticmethod

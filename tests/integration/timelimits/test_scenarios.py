@@ -7,6 +7,7 @@ timeline events and notifications exist, each exactly once. Runs on SQLite and o
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -27,6 +28,7 @@ from tests.integration.timelimits.helpers import Harness
 
 MIN = timedelta(minutes=1)
 SMS = frozenset({"sms"})
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 def _city(db: Database, clock: FixedClock) -> None:
@@ -305,3 +307,33 @@ def test_returned_and_redispatched_orders_drop_their_timers(db: Database, clock:
     ]
     with reading(db) as session:
         assert session.scalar(select(User.id).where(User.username == "h_cgj")) is not None
+
+
+def test_extension_counts_in_the_policys_working_days(db: Database, clock: FixedClock) -> None:
+    """Under a working-day policy a 72-hour extension is three working days: it never ends on a rest day."""
+    _city(db, clock)
+    policy = TimeLimitPolicy(
+        None, None, limits_of(TimeLimit("sign", 2, "hours"), TimeLimit("resolve", 2, "working_days"))
+    )
+    h = Harness.build(db, clock, TimeLimitConfig(fallback=PolicySet([policy]), channels=SMS))
+    clock.set(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # Tuesday 10:00 in Beijing
+    number = h.intake_and_dispatch(lead="CGJ")
+    due = h.ticket(number).resolve_due_at
+    assert due is not None and due.astimezone(TZ).weekday() == 3  # Thursday
+    h.step(number, "CGJ", "sign")
+    h.ticket_step(
+        "request_extension",
+        number,
+        s.RequestExtension(hours=72, reason="需协调施工队"),
+        role=Role.HANDLER,
+        unit="CGJ",
+    )
+    h.ticket_step("decide_extension", number, s.DecideExtension(approve=True))
+    extended = h.ticket(number).resolve_due_at
+    assert extended is not None
+    local = extended.astimezone(TZ)
+    # Thursday + 72 natural hours would be Sunday; three working days later is the next Tuesday.
+    assert local.weekday() == 1 and (local.date() - due.astimezone(TZ).date()).days == 5
+    with reading(db) as session:
+        assert h.assignment(session, number, "CGJ").resolve_due_at == extended
+    assert [(k, d) for k, _, d in h.pending_timers(number) if k == "overdue"] == [("overdue", extended)]
