@@ -38,6 +38,7 @@ from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid, NotFound, PermissionDenied
 from minsheng.services.records import fields
 from minsheng.services.schemas import MAX_ID
+from minsheng.services.ticket_steps import offered_ticket_steps, offered_unit_steps
 from minsheng.storage.models import (
     Area,
     Assignment,
@@ -424,11 +425,13 @@ def ticket_view(
             if t.repeat_of_id
             else None,
             "triage": t.triage if not citizen else None,
-            "assignments": [assignment_view(a, TicketState(t.state)) for a in t.assignments],
-            "allowed_actions": tx.allowed_ticket_actions(TicketState(t.state)),
+            "assignments": [assignment_view(a, TicketState(t.state), who) for a in t.assignments],
             **_children_json(session, t),
         }
     )
+    # What this viewer may do now: nothing offered answers 403 or 409 (ticket_steps.offered_*).
+    pending = any(e["state"] == ExtensionState.PENDING.value for e in out["extensions"])
+    out["allowed_actions"] = offered_ticket_steps(t, who.actor if who else None, pending_extension=pending)
     if citizen:
         _as_citizen_sees(session, t, out)
     if before and who is not None:
@@ -480,7 +483,8 @@ def intake_view(session: Session, t: Ticket, *, full: bool) -> dict[str, Any]:
     return out
 
 
-def assignment_view(a: Assignment, ticket_state: TicketState) -> dict[str, Any]:
+def assignment_view(a: Assignment, ticket_state: TicketState, who: Principal | None = None) -> dict[str, Any]:
+    """An assignment; its `allowed_actions` are the unit steps accepted now (from `who`, when given)."""
     return {
         "id": a.id,
         "unit_code": a.unit.code,
@@ -499,7 +503,7 @@ def assignment_view(a: Assignment, ticket_state: TicketState) -> dict[str, Any]:
         "first_receiver": a.first_receiver,
         "sign_due_at": a.sign_due_at,
         "resolve_due_at": a.resolve_due_at,
-        "allowed_actions": tx.allowed_assignment_actions(AssignmentState(a.state), ticket_state),
+        "allowed_actions": offered_unit_steps(a.ticket, a, who.actor if who else None),
     }
 
 

@@ -4,19 +4,27 @@ state changes and timeline events through `EngineCore`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from minsheng.domain import transitions as tx
 from minsheng.domain.roles import Actor, Role
-from minsheng.domain.states import AssignmentRole, AssignmentState, ExtensionState, Rating, TicketState
+from minsheng.domain.states import (
+    ACTIVE_ASSIGNMENT_STATES,
+    AssignmentRole,
+    AssignmentState,
+    ExtensionState,
+    Rating,
+    TicketState,
+)
 from minsheng.domain.transitions import AssignmentAction, TicketAction
 from minsheng.services import schemas as s
-from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied
+from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied, ServiceError
 from minsheng.services.org import dispatchable_units
 from minsheng.services.ticket_core import (
     DomainEvent,
@@ -25,7 +33,7 @@ from minsheng.services.ticket_core import (
     check_role,
     locked,
 )
-from minsheng.storage.models import Assignment, Attachment, Extension, Ticket, TimelineEvent, Unit
+from minsheng.storage.models import Assignment, Attachment, Extension, Ticket, TimelineEvent, Unit, User
 
 
 class LoopSteps(EngineCore):
@@ -323,18 +331,11 @@ class LoopSteps(EngineCore):
 
     def reopen(self, session: Session, actor: Actor, number: str, p: s.WithReason, now: datetime) -> Ticket:
         t = self._lock(session, number)
-        if t.state == TicketState.RATED.value and not (t.rating and Rating(t.rating).is_dissatisfied):
-            raise Conflict(
-                "only a dissatisfied rating reopens a rated ticket",
-                state=t.state,
-                rating=t.rating,
-                allowed=[],
-            )
+        refused = _reopen_refusal(t)
+        if refused is not None:
+            raise refused
         lead = self._lead(t, include_closed=True)
-        if lead is None:
-            raise Conflict(
-                "this ticket was never handled by a unit (answered directly): open a new ticket instead"
-            )
+        assert lead is not None  # _reopen_refusal looked for it
         self._ticket_step(
             session,
             t,
@@ -371,8 +372,10 @@ class LoopSteps(EngineCore):
         is_lead = a.role == AssignmentRole.LEAD.value
         # Legality first, so that an illegal step always answers with the allowed ones.
         tx.next_assignment_state(AssignmentState(a.state), action, TicketState(t.state))
-        self._check_unit_step(session, t, a, action, params, is_lead)
+        self._check_unit_step(session, t, a, action, params)
         self._assignment_transition(session, t, a, actor, action, now, payload)
+        if isinstance(params, s.Feedback) and params.attachment_ids:
+            _publish_photos(session, t, a, params.attachment_ids)
         stamp = {
             AssignmentAction.SIGN: "signed_at",
             AssignmentAction.CONTACT: "contacted_at",
@@ -405,28 +408,12 @@ class LoopSteps(EngineCore):
         a: Assignment,
         action: AssignmentAction,
         params: BaseModel,
-        is_lead: bool,
     ) -> None:
-        """What a legal unit step also needs: no return under the first-receiver rule, every assisting unit's
-        report before the lead asks to close, attachments of this ticket."""
-        if action is AssignmentAction.RETURN and a.first_receiver:
-            raise Conflict(
-                "首接责任制: the first-receiving unit handles this ticket while ownership is settled; "
-                "ask a supervisor for a consultation instead of returning it",
-                allowed=tx.allowed_assignment_actions(AssignmentState(a.state), TicketState(t.state)),
-            )
-        if action is AssignmentAction.REQUEST_CLOSE:
-            if not is_lead:
-                raise PermissionDenied("only the lead unit requests closing; assisting units give feedback")
-            waiting = [
-                x.unit.name
-                for x in self._active_assignments(t)
-                if x.role == AssignmentRole.ASSIST.value and x.state != AssignmentState.REPORTED.value
-            ]
-            if waiting:
-                raise Conflict(
-                    f"assisting units have not reported yet: {', '.join(waiting)}", waiting=waiting
-                )
+        """What a legal unit step also needs: the assignment's own situation (`_unit_refusal`), attachments of
+        this ticket."""
+        refused = _unit_refusal(t, a, action)
+        if refused is not None:
+            raise refused()
         if action is AssignmentAction.FEEDBACK and isinstance(params, s.Feedback) and params.attachment_ids:
             owned = set(
                 session.scalars(
@@ -438,3 +425,111 @@ class LoopSteps(EngineCore):
             missing = [i for i in params.attachment_ids if i not in owned]
             if missing:
                 raise NotFound(f"attachment(s) not found on this ticket: {missing}")
+
+
+def _publish_photos(session: Session, t: Ticket, a: Assignment, ids: list[int]) -> None:
+    """A unit's feedback is public, and so are the photos it names that the unit's own people uploaded: the
+    console's feedback form records its photos as public notes, and a photo uploaded through the API first
+    (an internal note on its own) becomes public once a feedback names it. Photos of others (the centre's
+    notes) stay as they were."""
+    theirs = (
+        select(Attachment.event_id)
+        .join(User, User.id == Attachment.uploaded_by_user_id)
+        .where(Attachment.ticket_id == t.id, Attachment.id.in_(ids), User.unit_id == a.unit_id)
+    )
+    session.execute(
+        update(TimelineEvent)
+        .where(TimelineEvent.id.in_(theirs), TimelineEvent.ticket_id == t.id, TimelineEvent.public.is_(False))
+        .values(public=True)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+# ---------------------------------------------------------------------- what is offered
+# The steps a view offers (`allowed_actions`) are those the steps above would accept from the viewer now: the
+# state machines' legal steps, less what the viewer's role, its unit's current assignments and the ticket's
+# situation refuse. One rule per refusal, shared with the step that raises it, so that nothing offered answers
+# 403 or 409 (tests/integration/test_offered_steps.py tries every step in every situation).
+
+
+def _active(t: Ticket) -> list[Assignment]:
+    return [x for x in t.assignments if AssignmentState(x.state) in ACTIVE_ASSIGNMENT_STATES]
+
+
+def _unit_refusal(t: Ticket, a: Assignment, action: AssignmentAction) -> Callable[[], ServiceError] | None:
+    """Why a legal unit step is refused for this assignment's situation (the error, made when raised), or None."""
+    if action is AssignmentAction.RETURN and a.first_receiver:
+        return lambda: Conflict(
+            "首接责任制: the first-receiving unit handles this ticket while ownership is settled; "
+            "ask a supervisor for a consultation instead of returning it",
+            allowed=offered_unit_steps(t, a),
+        )
+    if action is AssignmentAction.REQUEST_CLOSE:
+        if a.role != AssignmentRole.LEAD.value:
+            return lambda: PermissionDenied(
+                "only the lead unit requests closing; assisting units give feedback"
+            )
+        waiting = [
+            x.unit.name
+            for x in _active(t)
+            if x.role == AssignmentRole.ASSIST.value and x.state != AssignmentState.REPORTED.value
+        ]
+        if waiting:
+            return lambda: Conflict(
+                f"assisting units have not reported yet: {', '.join(waiting)}", waiting=waiting
+            )
+    return None
+
+
+def offered_unit_steps(t: Ticket, a: Assignment, who: Actor | None = None) -> list[str]:
+    """The unit steps `assignment_step` accepts now on ``a`` (from ``who``, when given: a handler of its unit)."""
+    if who is not None and (who.role is not Role.HANDLER or who.unit_id != a.unit_id):
+        return []
+    legal = tx.allowed_assignment_actions(AssignmentState(a.state), TicketState(t.state))
+    return [x for x in legal if _unit_refusal(t, a, AssignmentAction(x)) is None]
+
+
+def _reopen_refusal(t: Ticket) -> Conflict | None:
+    if t.state == TicketState.RATED.value and not (t.rating and Rating(t.rating).is_dissatisfied):
+        return Conflict(
+            "only a dissatisfied rating reopens a rated ticket", state=t.state, rating=t.rating, allowed=[]
+        )
+    if EngineCore._lead(t, include_closed=True) is None:
+        return Conflict(
+            "this ticket was never handled by a unit (answered directly): open a new ticket instead"
+        )
+    return None
+
+
+# A handler's unit takes these steps of the whole ticket only as the lead of a current assignment, `confer` with
+# any current assignment (`EngineCore._check_unit_scope_lead`).
+_LEAD_ONLY = frozenset({TicketAction.PAUSE, TicketAction.RESUME, TicketAction.REQUEST_EXTENSION})
+
+
+def _ticket_refused(t: Ticket, who: Actor | None, action: TicketAction, pending_extension: bool) -> bool:
+    if who is not None:
+        if who.role not in tx.TICKET_ACTION_ROLES[action]:
+            return True
+        if who.role is Role.HANDLER and action in (*_LEAD_ONLY, TicketAction.CONFER):
+            mine = [x for x in _active(t) if x.unit_id == who.unit_id]
+            lead = any(x.role == AssignmentRole.LEAD.value for x in mine)
+            if not mine or (action in _LEAD_ONLY and not lead):
+                return True
+    if action is TicketAction.REOPEN:
+        return _reopen_refusal(t) is not None
+    if action is TicketAction.REQUEST_EXTENSION:
+        return pending_extension
+    if action is TicketAction.DECIDE_EXTENSION:
+        return not pending_extension
+    return False
+
+
+def offered_ticket_steps(t: Ticket, who: Actor | None, *, pending_extension: bool) -> list[str]:
+    """The ticket steps accepted now (from ``who``, when given). ``pending_extension``: an extension request
+    waits for a decision. Steps that name another ticket or unit (dispatch, merge …) are offered; their
+    parameters are checked when taken."""
+    return [
+        x
+        for x in tx.allowed_ticket_actions(TicketState(t.state))
+        if not _ticket_refused(t, who, TicketAction(x), pending_extension)
+    ]

@@ -21,7 +21,7 @@ from minsheng.bootstrap import Platform
 from minsheng.domain.roles import STAFF_ROLES, Role
 from minsheng.domain.states import AreaLevel, UnitKind
 from minsheng.http.uow import UnitOfWorkRoute
-from minsheng.services import admin_views, audit, importing, org
+from minsheng.services import admin_views, audit, auth, importing, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.web import admin_open311, core
@@ -175,6 +175,37 @@ def admin_audit(request: Request, state: StateDep, user: AuditReader) -> Respons
         "kinds": KINDS,
     }
     return core.render(request, "admin/audit.html", ctx, user=user, status=422 if errors else 200)
+
+
+LOGIN_REASONS = {
+    "wrong_password": "密码错误",
+    "unknown_user": "用户名不存在",
+    "inactive": "账号已停用",
+    "locked": "账号锁定期间再试",
+    "throttled": "来源地址被限流",
+}
+LOGIN_WINDOWS = {"1": "近 24 小时", "7": "近 7 天", "30": "近 30 天"}
+
+
+@router.get("/admin/logins")
+def admin_logins(request: Request, state: StateDep, user: AdminUser) -> Response:
+    """登录失败记录: failed logins per username and (masked) address over a recent window, most first."""
+    days = request.query_params.get("days", "7")
+    if days not in LOGIN_WINDOWS:
+        days = "7"
+    since = state.clock.now() - timedelta(days=int(days))
+    with core.read_tx(state) as session:
+        groups = auth.failure_groups(session, since, limit=200)
+    ctx = {
+        "groups": groups,
+        "days": days,
+        "windows": LOGIN_WINDOWS,
+        "reasons": LOGIN_REASONS,
+        "keep_days": state.settings.login_failure_keep_days,
+        "max_failures": state.settings.login_max_failures,
+        "lockout_minutes": state.settings.login_lockout_seconds // 60,
+    }
+    return core.render(request, "admin/logins.html", ctx, user=user)
 
 
 @router.get("/admin/{kind}")

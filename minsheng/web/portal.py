@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from minsheng.domain.masking import mask_address
 from minsheng.domain.roles import Actor
-from minsheng.domain.states import Channel, Rating, TicketState
+from minsheng.domain.states import Channel, Rating, TicketState, Urgency
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import kb, org, queries
 from minsheng.services import schemas as s
@@ -81,6 +81,9 @@ async def portal_form(request: Request) -> core.Form:
 
 
 PortalForm = Annotated[core.Form, Depends(portal_form)]
+CITIZEN_URGENCY = (
+    "群众提交的诉求按一般程度受理，紧急程度由热线工作人员判定；紧急情况请拨打 110、119、120 或热线电话"
+)
 
 
 @router.get("/")
@@ -97,6 +100,9 @@ def portal_submit(request: Request, state: StateDep, form: PortalForm, user: May
         req = intake_from(form, channel=Channel.WEB.value)
     except ValidationError as e:
         errors = core.field_errors(e)
+    if req is not None and req.urgency not in (None, Urgency.NORMAL):
+        # As the API refuses it: the urgency, and with it a unit's sign deadline, is for triage and staff to set.
+        errors["_form"] = CITIZEN_URGENCY
     photos = [(name, data) for f, name, data in form.files if f == "photo"]
     blobs: list[Blob] = []
     for name, data in photos:

@@ -12,18 +12,21 @@ from minsheng.domain.masking import mask_address, mask_name, mask_phone, pii_vie
 from minsheng.domain.roles import Role
 from minsheng.domain.states import AssignmentState
 from minsheng.services.auth import Principal
-from minsheng.services.queries import Names
+from minsheng.services.queries import Names, current_unit_ids
 
 if TYPE_CHECKING:
     from minsheng.storage.models import Assignment, Ticket
 
 
 def full_pii(t: Ticket, who: Principal | None) -> bool:
+    """Whether `who` sees the ticket's personal data unmasked: the rule of `queries.ticket_view`, over the units
+    that hold the ticket now (a unit that returned it, or whose assignment was cancelled or closed, sees it
+    masked)."""
     role = who.role if who else Role.CITIZEN
     return pii_view(
         role,
         viewer_unit_id=who.unit_id if who else None,
-        assigned_unit_ids=frozenset(a.unit_id for a in t.assignments),
+        assigned_unit_ids=current_unit_ids(t),
         confidential=t.confidential,
     ).full
 
