@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from minsheng.bootstrap import Platform
 from minsheng.domain.roles import Role
-from minsheng.domain.states import AssignmentRole, ExtensionState, Rating, TicketState
+from minsheng.domain.states import AssignmentRole, Channel, ExtensionState, Rating, TicketState
 from minsheng.domain.transitions import AssignmentAction, IllegalTransition, TicketAction
 from minsheng.http.common import IdPath
 from minsheng.http.uow import UnitOfWorkRoute
+from minsheng.services import followup as followup_service
 from minsheng.services import kb, org, queries
 from minsheng.services import schemas as s
 from minsheng.services.actions import ASSIGNMENT_STEPS, TICKET_STEPS
@@ -273,16 +274,29 @@ def board(request: Request, state: StateDep, user: BoardUser) -> Response:
 
 @router.get("/followup")
 def followup(request: Request, state: StateDep, user: FollowupUser) -> Response:
+    params = request.query_params
+    f = followup_service.FollowUpFilter(
+        **{k: (params.get(k) or "").strip()[:32] or None for k in ("unit", "category", "channel")}
+    )
+    error, status = None, 200
     with core.read_tx(state) as session:
-        closed = queries.waiting(session, user, TicketState.CLOSED, PAGE)
+        try:
+            closed = followup_service.queue(session, user, f, limit=PAGE)
+        except ServiceError as e:
+            closed, error, status = [], core.service_message(e), 400
         dissatisfied = queries.dissatisfied(session, user, 10)
         names = queries.Names(session, closed + dissatisfied)
         ctx = {
             "closed": [views.brief(t, names, user, pii=True) for t in closed],
             "dissatisfied": [views.brief(t, names, user, pii=True) for t in dissatisfied],
             "ratings": [(r.value, r.label) for r in Rating],
+            "filter": f,
+            "filter_error": error,
+            "units": org.unit_options(session),
+            "categories": [c for c in org.category_options(session) if c["level"] == 1],
+            "channels": [(c.value, c.label) for c in Channel],
         }
-    return core.render(request, "followup.html", ctx, user=user)
+    return core.render(request, "followup.html", ctx, user=user, status=status)
 
 
 # ---------------------------------------------------------------------- tickets
