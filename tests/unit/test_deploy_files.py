@@ -231,6 +231,29 @@ def test_the_admin_helper_runs_the_units_executable_with_their_environment() -> 
     assert f"ENV_FILE={api['EnvironmentFile']}" in helper
 
 
+def test_the_backup_script_backs_up_through_minsheng_db_backup() -> None:
+    """The nightly job uses the project's own command (both stores, the services' settings), not pg_dump."""
+    script = (DEPLOY / "systemd" / "minsheng-backup").read_text(encoding="utf-8")
+    code = [line.strip() for line in script.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert not [line for line in code if re.search(r"\bpg_(dump|restore)\b", line)], "calls pg_dump itself"
+    calls = [line for line in code if line.startswith('"$MINSHENG" ')]
+    assert calls, "the script does not run minsheng"
+    used = set()
+    for line in calls:
+        argv = shlex.split(line.replace('"$day/', '"/backup/minsheng/2026-12-01/'))[1:]
+        parse_cli(argv)
+        help_exits_zero(command_words(argv))
+        used.add(" ".join(command_words(argv)))
+    assert used == {"db backup"}
+    # The executable and the settings are the services': the same binary, the same environment file.
+    api = unit(DEPLOY / "systemd" / "minsheng-api@.service")["Service"]
+    assert f"MINSHENG=${{MINSHENG:-{shlex.split(api['ExecStart'])[0]}}}" in script
+    backup = unit(DEPLOY / "systemd" / "minsheng-backup.service")["Service"]
+    assert backup["EnvironmentFile"] == api["EnvironmentFile"]
+    assert backup["ExecStart"] == "/usr/local/bin/minsheng-backup"
+    assert "DATA_DIR=${MINSHENG_DATA_DIR:-" in script
+
+
 def test_environment_example_is_valid() -> None:
     values: dict[str, str] = {}
     for line in (DEPLOY / "systemd" / "minsheng.env.example").read_text(encoding="utf-8").splitlines():
