@@ -71,14 +71,19 @@ def test_admins_read_failed_logins_per_name_and_masked_address(
             )
         session.add(
             LoginFailure(
-                username="ancient", at=now - timedelta(days=40), address="198.51.100.1", reason="wrong_password"
+                username="ancient",
+                at=now - timedelta(days=40),
+                address="198.51.100.1",
+                reason="wrong_password",
             )
         )
     admin = login("admin")
     assert 'href="/admin/logins"' in admin.get("/admin").text
     page = admin.get("/admin/logins")
     assert page.status_code == 200, page.text
-    rows = re.findall(r"<tr>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td>(\d+)</td>\s*<td>([^<]*)</td>", page.text)
+    rows = re.findall(
+        r"<tr>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>\s*<td>(\d+)</td>\s*<td>([^<]*)</td>", page.text
+    )
     got = {(u, a): (int(n), why) for u, a, n, why in rows}
     assert got[("ghost", "203.0.113.*")] == (2, "用户名不存在 2 次")
     assert got[("h_zjj", "tes***")] == (3, "密码错误 3 次")
@@ -93,9 +98,7 @@ def test_admins_read_failed_logins_per_name_and_masked_address(
 # ------------------------------------------------------------------- personal data follows the assignment
 
 
-def test_pages_mask_personal_data_for_a_unit_that_returned_the_ticket(
-    login: Login, db: Database
-) -> None:
+def test_pages_mask_personal_data_for_a_unit_that_returned_the_ticket(login: Login, db: Database) -> None:
     op, disp, cgj = login("operator1"), login("dispatcher1"), login("h_cgj")
     number = _intake(op)
     view = _dispatch(disp, number, "CGJ")
@@ -153,7 +156,9 @@ def test_the_portal_refuses_an_urgency_set_by_the_citizen(app_client: TestClient
 # ------------------------------------------------------------- feedback photos uploaded through the API
 
 
-def test_photos_named_by_a_feedback_through_the_api_become_public(app_client: TestClient, login: Login) -> None:
+def test_photos_named_by_a_feedback_through_the_api_become_public(
+    app_client: TestClient, login: Login
+) -> None:
     r = app_client.post("/api/v1/public/tickets", json={"channel": "web", "detail": "幸福路3号路灯不亮"})
     assert r.status_code == 201, r.text
     number, code = r.json()["number"], r.json()["query_code"]
@@ -165,7 +170,8 @@ def test_photos_named_by_a_feedback_through_the_api_become_public(app_client: Te
     done = zjj.post(f"/api/v1/tickets/{number}/attachments", files=files)
     assert done.status_code == 201, done.text
     internal = zjj.post(
-        f"/api/v1/tickets/{number}/attachments", files={"file": ("note.png", io.BytesIO(png(5, 5)), "image/png")}
+        f"/api/v1/tickets/{number}/attachments",
+        files={"file": ("note.png", io.BytesIO(png(5, 5)), "image/png")},
     )
     assert internal.status_code == 201, internal.text
 
@@ -176,7 +182,8 @@ def test_photos_named_by_a_feedback_through_the_api_become_public(app_client: Te
 
     assert citizen_sees() == set()  # an upload on its own is an internal note
     r = zjj.post(
-        f"/api/v1/assignments/{aid}/feedback", json={"text": "已更换灯泡", "attachment_ids": [done.json()["id"]]}
+        f"/api/v1/assignments/{aid}/feedback",
+        json={"text": "已更换灯泡", "attachment_ids": [done.json()["id"]]},
     )
     assert r.status_code == 200, r.text
     assert citizen_sees() == {"after.png"}  # the photo the feedback names, as the console's form makes it
