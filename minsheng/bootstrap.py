@@ -24,7 +24,7 @@ from minsheng.config import Settings
 from minsheng.domain.clock import Clock, SystemClock
 from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
-from minsheng.services import audit, kb, org
+from minsheng.services import audit, kb, org, partners
 from minsheng.services.background import PassLimits, TimerWorker
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.notifications import build_senders, retry_policy
@@ -138,6 +138,7 @@ def build(
     senders = build_senders(settings)
     clockwork = Clockwork(engine, TimeLimitConfig.from_settings(settings, senders))
     engine.subscribers.append(clockwork)
+    partners.install(engine, senders, database, settings)  # 110 and peer hotlines (issue 16)
     triage = TriageRuntime(database, settings, engine, clock)
     if role is Role.WEB or (role is Role.WORKER and settings.triage_mode == "deferred"):
         # Tools (imports, seeding, simulations) register tickets without triage, as a city's history is.

@@ -206,6 +206,16 @@ class Settings(BaseSettings):
     measures_min_tickets: int = Field(
         30, ge=0, description="a unit, area … with fewer tickets behind a figure is marked few and not ranked"
     )
+    # Partners: 110 and peer hotlines (issue 16, docs/INTEGRATIONS.md "Partners").
+    partner_signature_tolerance_seconds: int = Field(
+        300, ge=10, le=3600, description="how far a partner message's signed timestamp may be from our clock"
+    )
+    partner_ack_warn_minutes: int = Field(
+        15, ge=1, description="default for a new partner: minutes without acknowledgement before a warning"
+    )
+    partner_ack_escalate_minutes: int = Field(
+        30, ge=2, description="default for a new partner: minutes without acknowledgement before escalation"
+    )
 
     # Channel adapters (issue 16, docs/INTEGRATIONS.md "Channels"). A channel whose secret is unset refuses every
     # inbound message (403): nothing is taken in unsigned.

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minsheng.api import open311
-from minsheng.api.routers import audit, auth, channels, org, public, tickets, timelimits, triage
+from minsheng.api.routers import audit, auth, channels, org, partners, public, tickets, timelimits, triage
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
 
@@ -82,6 +82,7 @@ def install(app: FastAPI) -> None:
         triage.router,
         audit.router,
         channels.router,
+        partners.router,
     ):
         app.include_router(r)
     open311.install(app)

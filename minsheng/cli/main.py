@@ -26,7 +26,7 @@ from minsheng.cli.demo import logins_table
 from minsheng.cli.imports import app as import_app
 from minsheng.cli.model import app as model_app
 from minsheng.cli.open311 import app as open311_app
-from minsheng.cli.open311 import app as open311_app
+from minsheng.cli.partners import app as partners_app
 from minsheng.cli.users import app as users_app
 from minsheng.cli.worker import app as worker_app
 
@@ -46,7 +46,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 app.add_typer(model_app, name="model")
 app.add_typer(open311_app, name="open311")
-app.add_typer(open311_app, name="open311")
+app.add_typer(partners_app, name="partners")
 app.add_typer(worker_app, name="worker")
 app.add_typer(analyze_app, name="analyze")
 

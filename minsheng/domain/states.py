@@ -69,6 +69,7 @@ class Channel(LabelledEnum):
     OPEN311 = "open311"
     TRANSFER_110 = "transfer_110"
     EMAIL = "email"
+    PARTNER = "partner"  # a peer hotline's transfer (12315, 12333 …; 110's is TRANSFER_110)
 
 
 class Kind(LabelledEnum):
@@ -186,6 +187,7 @@ _LABEL_LIST: list[tuple[StrEnum, str]] = [
     (Channel.OPEN311, "Open311"),
     (Channel.TRANSFER_110, "110转办"),
     (Channel.EMAIL, "电子邮件"),
+    (Channel.PARTNER, "联动转办"),
     (Kind.CONSULTATION, "咨询"),
     (Kind.HELP, "求助"),
     (Kind.COMPLAINT, "投诉"),

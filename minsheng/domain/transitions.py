@@ -99,6 +99,10 @@ ACTION_LABELS: dict[str, str] = {
     "cluster_warning": "一类事预警",
     "repeat_linked": "关联重复件",
     "attachment": "上传附件",
+    "partner_ack": "对方签收",
+    "partner_result": "对方办理结果",
+    "partner_ack_warning": "转办未签收预警",
+    "partner_ack_escalation": "转办未签收督办",
     "citizen_update": "群众补充",
 }
 

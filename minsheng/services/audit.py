@@ -40,6 +40,7 @@ from minsheng.storage.db import Database
 from minsheng.storage.kb_tables import KbEntry
 from minsheng.storage.models import Area, Category, Unit, User
 from minsheng.storage.open311_tables import Open311Key, Open311Service
+from minsheng.storage.partner_tables import Partner
 from minsheng.storage.timelimit_tables import (
     CalendarDay,
     DutyShift,
@@ -68,6 +69,7 @@ AUDITED: dict[type[Any], str] = {
     Place: "place",
     TriageSetting: "triage_setting",
     KbEntry: "kb_entry",
+    Partner: "partner",
     Open311Key: "open311_key",
     Open311Service: "open311_service",
 }
@@ -86,12 +88,13 @@ ENTITY_LABELS = {
     "place": "地名",
     "triage_setting": "分拣设置",
     "kb_entry": "知识库条目",
+    "partner": "联动单位",
     "open311_key": "Open311 接口密钥",
     "open311_service": "Open311 服务定义",
 }
 ACTION_LABELS = {"create": "新增", "update": "修改", "delete": "删除"}
 # Columns never copied into the log: a secret (shown as changed, not as its value), or derived bulk.
-_SECRET = {(User, "password_hash"), (Open311Key, "key_hash")}
+_SECRET = {(User, "password_hash"), (Open311Key, "key_hash"), (Partner, "secret")}
 _SKIPPED = {(KbEntry, "tokens")}
 _HIDDEN = "******"
 _BY_TABLE: dict[Any, type[Any]] = {cls.__table__: cls for cls in AUDITED}

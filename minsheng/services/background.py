@@ -29,6 +29,7 @@ from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services.auth import prune_login_failures
 from minsheng.services.notifications import deliver_due
+from minsheng.services.partners.deadlines import check_acks
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.firing import fire_due
@@ -95,6 +96,7 @@ def run_once(
     clockwork = clockwork or Clockwork(TicketEngine(), TimeLimitConfig())
     limits = limits or PassLimits()
     fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
+    check_acks(db, now, clockwork.engine)  # partner transfers still unacknowledged warn, then escalate
     stats = RunStats(fired.fired, fired.skipped, fired.errors, fired.busy, fired.batches)
     if senders is not None:
         _deliver(db, now, senders, retry, worker_id, limits, stop, monotonic, stats)

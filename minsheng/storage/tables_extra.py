@@ -9,6 +9,7 @@ from minsheng.storage import (
     measure_tables,  # noqa: F401
     models,  # noqa: F401
     open311_tables,  # noqa: F401
+    partner_tables,  # noqa: F401
     timelimit_tables,  # noqa: F401
     triage_tables,  # noqa: F401
 )
