@@ -26,6 +26,8 @@ from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services import audit, kb, org, partners
 from minsheng.services.background import PassLimits, TimerWorker
+from minsheng.services.channels.email import MailPoller
+from minsheng.services.channels.notices import ChannelNotices
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.notifications import build_senders, retry_policy
 from minsheng.services.tickets import TicketEngine
@@ -105,6 +107,10 @@ class Platform:
             )
             self.timer_worker.start()
             self._stops.append(self.timer_worker.stop)
+        if self.settings.imap_host and (embedded or self.role is Role.WORKER):  # the e-mail channel
+            self._stops.append(
+                MailPoller(self.db, self.engine, self.clock, self.settings, self.senders).start()
+            )
         return self
 
     def on_stop(self, stop: Callable[[], None]) -> None:
@@ -138,6 +144,7 @@ def build(
     senders = build_senders(settings)
     clockwork = Clockwork(engine, TimeLimitConfig.from_settings(settings, senders))
     engine.subscribers.append(clockwork)
+    engine.subscribers.append(ChannelNotices(settings.hotline_name, senders))  # mail back to mail
     partners.install(engine, senders, database, settings)  # 110 and peer hotlines (issue 16)
     triage = TriageRuntime(database, settings, engine, clock)
     if role is Role.WEB or (role is Role.WORKER and settings.triage_mode == "deferred"):

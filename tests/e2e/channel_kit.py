@@ -69,9 +69,20 @@ def fx_sms_gateway() -> Iterator[FakeSmsGateway]:
     gw.close()
 
 
+@pytest.fixture(name="channel_settings")
+def fx_channel_settings() -> dict[str, Any]:
+    """More settings for the app (a test module overrides this fixture)."""
+    return {}
+
+
 @pytest.fixture(name="channel_client")
 def fx_channel_client(
-    db: Database, db_url: str, clock: FixedClock, tmp_path: Path, sms_gateway: FakeSmsGateway
+    db: Database,
+    db_url: str,
+    clock: FixedClock,
+    tmp_path: Path,
+    sms_gateway: FakeSmsGateway,
+    channel_settings: dict[str, Any],
 ) -> Iterator[TestClient]:
     with db.write_sessions() as session, session.begin():
         small_city(session, clock.now())
@@ -84,6 +95,7 @@ def fx_channel_client(
         channel_sms_secret=SMS_SECRET,
         channel_calls_secret=CALLS_SECRET,
         wechat_token=WECHAT_TOKEN,
+        **channel_settings,
     )
     app = create_app(settings, clock=clock, db=db)
     with TestClient(app) as client:

@@ -21,6 +21,7 @@ from tests.e2e.channel_kit import (  # noqa: F401  (fx_*: the fixtures)
     counts,
     deliver,
     fx_channel_client,
+    fx_channel_settings,
     fx_sms_gateway,
     fx_staff,
     signed,

@@ -1,0 +1,55 @@
+"""Back out to the citizen on the channel they wrote from: the closing notice of a ticket taken in by e-mail
+(or a leader's mailbox) is mailed to the address the answer went to, through the outbox. (SMS tickets get the
+time limits' closing SMS with the rating request; WeChat users see the result by sending the number.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from minsheng.domain.states import Channel
+from minsheng.notify.channels import EMAIL
+from minsheng.services.notifications import enqueue
+from minsheng.services.ticket_core import DomainEvent
+from minsheng.storage.channel_tables import ChannelMessage
+
+MAIL_CHANNELS = frozenset({Channel.EMAIL.value, Channel.MAILBOX.value})
+CLOSING = frozenset({"review_accept", "answer_directly"})
+
+
+class ChannelNotices:
+    """An engine subscriber (registered in `bootstrap.build` when an SMTP sender is configured)."""
+
+    def __init__(self, hotline_name: str, outbound: Iterable[str]) -> None:
+        self.hotline_name = hotline_name
+        self.outbound = frozenset(outbound)
+
+    def __call__(self, session: Session, ev: DomainEvent, now: datetime) -> None:
+        t = ev.ticket
+        if ev.action not in CLOSING or t.channel not in MAIL_CHANNELS or EMAIL not in self.outbound:
+            return
+        address = session.scalar(
+            select(ChannelMessage.reply_to)
+            .where(ChannelMessage.ticket_id == t.id, ChannelMessage.outcome == "intake")
+            .limit(1)
+        )
+        if not address:
+            return
+        text = (
+            f"您反映的诉求（工单编号{t.number}）已办结。可凭工单编号和查询码在网上查询办理结果并评价；"
+            f"如仍有问题，请回复本邮件，以“补充”开头说明。\n\n—— {self.hotline_name}热线"
+        )
+        enqueue(
+            session,
+            kind="channel_closed",
+            channel=EMAIL,
+            title=f"工单{t.number}已办结",
+            text=text,
+            now=now,
+            source=f"ticket:{t.id}:channel_closed:{t.reopen_count}",
+            recipient=address,
+            ticket_id=t.id,
+        )
