@@ -242,6 +242,8 @@ def media(request: Request, state: StateDep, session: ReadSession, attachment_id
         raise Open311Error(404, f"media {attachment_id[:20]} was not found")
     att = open311.public_photo(session, state.settings, int(attachment_id))
     path = blob_path(state.settings.attachments_dir, att.sha256)
+    if not path.is_file():  # a blob lost from the disk (a restore without attachments): not found, not a 500
+        raise Open311Error(404, f"media {attachment_id} was not found")
     # Only an image is published, its type sniffed again from the stored bytes (as the staff download does).
     with path.open("rb") as fh:
         ctype = sniff_image(fh.read(16))
