@@ -98,3 +98,9 @@ def import_users(file: FileArg, database_url: DatabaseUrl = None, strict: Strict
 def import_categories(file: FileArg, database_url: DatabaseUrl = None, strict: Strict = False) -> None:
     """Columns: code, name, parent_code; or 一级分类, 二级分类, 三级分类 (codes are generated)."""
     _run_import("categories", file, database_url, strict)
+
+
+# A city's ticket history (issue 16): its own module, mounted here.
+from minsheng.cli.import_tickets import import_tickets_command  # noqa: E402
+
+app.command("tickets")(import_tickets_command)
