@@ -20,7 +20,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-Format = Literal["text", "int", "pct", "hours", "number", "datetime"]
+Format = Literal["text", "int", "pct", "hours", "decimal", "number", "datetime"]
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Display times in the hotline's zone (China has no daylight saving time); XLSX has no time zones.
 _TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -28,6 +28,7 @@ _NUMBER_FORMATS: dict[str, str] = {
     "int": "0",
     "pct": "0.0%",
     "hours": "0.0",
+    "decimal": "0.0",
     "number": "0.00",
     "datetime": "yyyy-mm-dd hh:mm",
 }

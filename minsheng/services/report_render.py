@@ -82,8 +82,11 @@ class Section:
     charts: list[Bars | Columns] = field(default_factory=list)
     tables: list[ExportTable] = field(default_factory=list)
     cases: list[Case] = field(default_factory=list)
-    # Whether the tables are printed in the PDF (the XLSX always has them): a long list may be XLSX-only.
+    # Whether the tables are printed in the PDF (the XLSX always has them), and at most how many rows each.
     print_tables: bool = True
+    pdf_rows: int | None = None
+    # What the PDF prints instead of `tables` (a shorter version of long tables), when given.
+    pdf_tables: list[ExportTable] | None = None
 
 
 @dataclass
@@ -94,6 +97,8 @@ class Report:
     generated_at: datetime
     sections: list[Section]
     notes: list[str] = field(default_factory=list)
+    # A few short sentences that say the most (the notification's text, the page's summary).
+    headline: list[str] = field(default_factory=list)
 
     @property
     def stem(self) -> str:
@@ -111,7 +116,7 @@ def fmt_value(value: Any, fmt: Format = "text") -> str:
         return value.astimezone(_TZ).strftime("%Y-%m-%d %H:%M")
     if fmt == "pct" and isinstance(value, int | float):
         return f"{value * 100:.1f}%"
-    if fmt == "hours" and isinstance(value, int | float):
+    if fmt in ("hours", "decimal") and isinstance(value, int | float):
         return f"{value:.1f}"
     if fmt == "int" and isinstance(value, int | float):
         return f"{round(value):,}"
