@@ -108,11 +108,12 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         finally:
             db.dispose()
         data_dir = tmp / "data"
-        env = {
-            "MINSHENG_OPEN311_JURISDICTION_ID": JURISDICTION,
-            "MINSHENG_OPEN311_CONTACT": "12345@example.gov.cn",
-        }
-        with live_server(db_url, data_dir, **env) as server:
+        with live_server(
+            db_url,
+            data_dir,
+            MINSHENG_OPEN311_JURISDICTION_ID=JURISDICTION,
+            MINSHENG_OPEN311_CONTACT="12345@example.gov.cn",
+        ) as server:
             yield Site(server, db_url, data_dir, key)
     finally:
         if pg_name:
@@ -460,6 +461,25 @@ def test_the_admin_page_lists_and_revokes_keys_with_an_audit_entry(site: Site) -
         items = audit["items"]
         assert any(e["action"] == "update" and e["after"]["revoked_at"] for e in items), audit
         assert all(e["after"] is None or e["after"].get("key_hash") in (None, "******") for e in items)
+        # A service definition is set on the same page: bad JSON is refused next to it, a good one saved.
+        bad = admin.post("/admin/open311/services/0201", data={"csrf_token": csrf, "attributes": "[{"})
+        assert bad.status_code == 422 and "JSON" in bad.text
+        saved = admin.post(
+            "/admin/open311/services/0201",
+            data={
+                "csrf_token": csrf,
+                "description": "噪声扰民",
+                "keywords": "噪音,扰民,夜间",
+                "attributes": ATTRIBUTES,
+            },
+            follow_redirects=False,
+        )
+        assert saved.status_code in (302, 303), saved.text
+        assert site.get("services.json").json()[1]["keywords"] == "噪音,扰民,夜间"
+        changes = admin.get("/api/v1/audit", params={"entity": "open311_service", "entity_id": "0201"}).json()
+        assert any(e["action"] == "update" and e["actor"]["name"] == "admin" for e in changes["items"]), (
+            changes
+        )
     finally:
         admin.close()
     form = {
