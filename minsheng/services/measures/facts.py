@@ -17,7 +17,6 @@ assignment yet (every intake) needs no read at all.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,10 +123,10 @@ def touch(session: Session, ticket: Ticket, ev: TimelineEvent | None = None) -> 
             event.listen(session, "after_soft_rollback", _forget)
     entry = pending.get(ticket.id)
     if entry is None:
-        # The intake event is the ticket's first: a ticket whose first event is in this transaction is new.
-        new = ev is not None and ev.seq == 1
-        entry = pending[ticket.id] = _Touched(ticket, new)
+        entry = pending[ticket.id] = _Touched(ticket, False)
     if ev is not None:
+        # The intake event is the ticket's first: a ticket whose first event is in this transaction is new.
+        entry.new = entry.new or ev.seq == 1
         entry.events.append(ev)
 
 
@@ -360,19 +359,15 @@ def upsert_facts(session: Session, rows: Mapping[CubeKey, Mapping[str, int]]) ->
         for k, counters in sorted(rows.items())
     ]
     ins = dialect.insert(session)(measure_facts)
-    # Only the counters this batch touches are updated: fewer assignments on the busy rows.
+    # Only the counters this batch changes are updated: fewer assignments on busy rows. One statement given
+    # many parameter sets: SQLAlchemy caches its compiled form and sends the rows in multi-row batches.
     touched = sorted({c for counters in rows.values() for c in counters})
-    stmt_for = functools.partial(_upsert_stmt, ins, touched)
-    for i in range(0, len(values), CHUNK):
-        session.execute(stmt_for(values[i : i + CHUNK]))
-
-
-def _upsert_stmt(ins: Any, touched: list[str], batch: list[dict[str, Any]]) -> Any:
-    stmt = ins.values(batch)
-    return stmt.on_conflict_do_update(
+    stmt = ins.on_conflict_do_update(
         index_elements=list(KEY_COLUMNS),
-        set_={c: measure_facts.c[c] + stmt.excluded[c] for c in touched},
+        set_={c: measure_facts.c[c] + ins.excluded[c] for c in touched},
     )
+    for i in range(0, len(values), CHUNK):
+        session.execute(stmt, values[i : i + CHUNK])
 
 
 # ---------------------------------------------------------------------------------------------- rebuild
