@@ -104,3 +104,9 @@ def import_categories(file: FileArg, database_url: DatabaseUrl = None, strict: S
 from minsheng.cli.import_tickets import import_tickets_command  # noqa: E402
 
 app.command("tickets")(import_tickets_command)
+
+
+# Call records of the telephony system (issue 16, channels): their own module, mounted here.
+from minsheng.cli.import_calls import import_calls_command  # noqa: E402
+
+app.command("calls")(import_calls_command)

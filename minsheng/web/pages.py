@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from minsheng.bootstrap import Platform
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
-from minsheng.web import admin, admin_partners, console, core, kbpages, login, portal, screen
+from minsheng.web import admin, admin_partners, calls, console, core, grid, kbpages, login, portal, screen
 
 HERE = Path(__file__).parent
 
@@ -38,7 +38,7 @@ def install(app: FastAPI, state: Platform) -> None:
     app.state.minsheng_templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     # admin_partners before admin: its /admin/partners is not one of admin's /admin/{kind} lists.
-    for module in (login, console, portal, screen, admin_partners, admin, kbpages):
+    for module in (login, console, portal, screen, admin_partners, admin, kbpages, grid, calls):
         app.include_router(module.router)
     _install_error_pages(app)
     state.on_stop(screen.install_stream_stop(app, state))

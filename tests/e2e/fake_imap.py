@@ -85,12 +85,12 @@ class FakeImap:
                 head = f"* {m.uid} FETCH (UID {m.uid} FLAGS ({flags}) RFC822.SIZE {len(m.data)} BODY[] {{{len(m.data)}}}\r\n"
                 out.write(head.encode() + m.data + b")\r\n")
         elif verb == "UID" and words[1].upper() == "STORE":
-            flags = re.findall(r"\\\w+", " ".join(words[4:]))
+            named = re.findall(r"\\\w+", " ".join(words[4:]))
             for m in self._set(words[2]):
                 if words[3].startswith("+"):
-                    m.flags.update(flags)
+                    m.flags.update(named)
                 else:
-                    m.flags.difference_update(flags)
+                    m.flags.difference_update(named)
         elif verb not in ("NOOP", "EXPUNGE", "CLOSE", "CHECK"):
             out.write(f"{tag} BAD unknown command\r\n".encode())
             return True

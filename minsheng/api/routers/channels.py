@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
-from minsheng.api.deps import StateDep, require_roles
+from minsheng.api.deps import CurrentUser, StateDep, require_roles
 from minsheng.bootstrap import Platform
 from minsheng.domain.roles import Role
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
@@ -17,6 +17,11 @@ from minsheng.services.channels.base import Context
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/channels", tags=["channels"])
 AdminOnly = require_roles(Role.ADMIN)
+#: Who reads call records: the centre's roles and leaders (a handling unit has the ticket, not the call).
+CallReaders = require_roles(
+    Role.OPERATOR, Role.DISPATCHER, Role.SUPERVISOR, Role.FOLLOWUP, Role.LEADER, Role.ADMIN
+)
+Number = Annotated[str, Path(pattern=r"^\d{8,20}$")]
 XML = "application/xml"
 
 
@@ -70,6 +75,20 @@ def calls_inbound(state: StateDep, session: WriteSession, request: Request, body
     secret = state.settings.channel_calls_secret
     max_age = state.settings.channel_signature_max_age_seconds
     return calls.inbound(session, state.clock.now(), secret, max_age, request.headers, body)
+
+
+@router.get(
+    "/calls/ticket/{number}", summary="The call records linked to a ticket", dependencies=[CallReaders]
+)
+def ticket_calls(session: ReadSession, user: CurrentUser, number: Number) -> list[dict[str, Any]]:
+    return calls.for_ticket(session, user, number)
+
+
+@router.get(
+    "/calls/mine", summary="The caller's own latest calls (operator desk)", dependencies=[CallReaders]
+)
+def my_calls(session: ReadSession, user: CurrentUser) -> list[dict[str, Any]]:
+    return calls.recent(session, user.username)
 
 
 @router.get("/mailboxes", summary="Leaders' mailboxes (领导信箱) and their units", dependencies=[AdminOnly])

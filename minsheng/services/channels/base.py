@@ -94,6 +94,8 @@ class InboundMessage:
     citizen_phone: str | None = None
     #: Where replies go when the ticket does not keep it (an e-mail address, an openid).
     reply_to: str | None = None
+    #: The area the request is in when the channel knows it (a grid worker's grid).
+    area_code: str | None = None
     #: A unit the request is for from the start (a leader's mailbox): dispatched there at intake.
     unit_code: str | None = None
     #: Which intents the channel allows (a WeChat or mail message is never a rating digit).
@@ -196,6 +198,7 @@ def intake_request(message: InboundMessage) -> s.IntakeRequest:
             address=message.address,
             lat=message.lat,
             lon=message.lon,
+            area_code=message.area_code,
             citizen_name=message.citizen_name,
             citizen_phone=message.citizen_phone,
             external_id=message.external_id[:100],
@@ -243,8 +246,10 @@ def receive(
     prepared: tuple[s.IntakeRequest, Any] | None = None,
     photos: Sequence[Blob] = (),
     after_intake: Callable[[Session, Ticket, str], None] | None = None,
+    actor: Actor | None = None,
 ) -> Outcome:
-    """Take one message in, in the caller's transaction (see the module docstring)."""
+    """Take one message in, in the caller's transaction (see the module docstring). ``actor``: who takes it
+    in when a person does (a grid worker); else the channel itself (an integration)."""
     claimed = session.scalar(
         dialect.insert(session)(ChannelMessage)
         .values(
@@ -268,7 +273,7 @@ def receive(
     elif what.kind == "supplement":
         out = _supplement(session, engine, message, what, now, photos)
     else:
-        out = _intake(session, engine, message, now, prepared, photos, after_intake)
+        out = _intake(session, engine, message, now, prepared, photos, after_intake, actor)
     row = session.get(ChannelMessage, claimed)
     assert row is not None
     row.outcome = out.outcome
@@ -297,6 +302,7 @@ def _intake(
     prepared: tuple[s.IntakeRequest, Any] | None,
     photos: Sequence[Blob],
     after_intake: Callable[[Session, Ticket, str], None] | None,
+    actor: Actor | None,
 ) -> Outcome:
     if prepared is not None:
         req, analysis = prepared
@@ -304,7 +310,7 @@ def _intake(
             session.info[PREPARED_KEY] = (req, analysis)
     else:
         req = intake_request(message)
-    actor = actor_of(message)
+    actor = actor or actor_of(message)
     ticket, code, _ = engine.intake(session, actor, req, now)
     session.info.pop(PREPARED_KEY, None)
     for blob in photos:

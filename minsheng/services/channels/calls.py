@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.domain.masking import mask_phone
+from minsheng.domain.masking import mask_phone, pii_view
 from minsheng.domain.states import Channel
+from minsheng.services import queries
+from minsheng.services.auth import Principal
 from minsheng.services.channels.base import verify_hmac
 from minsheng.services.errors import Invalid
+from minsheng.services.importing import ImportFileError, read_table
 from minsheng.services.schemas import PHONE_RE
 from minsheng.storage import dialect
 from minsheng.storage.channel_tables import CallRecord
@@ -131,6 +136,59 @@ def store(session: Session, records: Iterable[CallIn], now: datetime) -> dict[st
     return {"added": added, "skipped": skipped, "linked": linked}
 
 
+#: Column names a telephony export may use, Chinese or English.
+COLUMNS = {
+    "call_id": ("call_id", "话单编号", "呼叫编号"),
+    "caller": ("caller", "主叫号码", "来电号码"),
+    "started_at": ("started_at", "开始时间", "来电时间"),
+    "duration_seconds": ("duration_seconds", "通话时长", "时长"),
+    "agent": ("agent", "坐席", "坐席工号"),
+    "recording_ref": ("recording_ref", "录音", "录音文件"),
+    "ticket_number": ("ticket_number", "工单编号"),
+}
+LOCAL = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    skipped: int = 0
+    linked: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def read_file(path: Path) -> tuple[list[tuple[int, CallIn]], list[tuple[int, str]]]:
+    """The records of a CSV or XLSX export (times without a zone are Beijing time), and the refused rows."""
+    header, rows = read_table(path)
+    names = {key: next((h for h in header if h in aliases), None) for key, aliases in COLUMNS.items()}
+    missing = [k for k in ("call_id", "caller", "started_at", "duration_seconds", "agent") if not names[k]]
+    if missing:
+        raise ImportFileError(f"{path.name}: missing column(s): {', '.join(missing)}")
+    good: list[tuple[int, CallIn]] = []
+    bad: list[tuple[int, str]] = []
+    for number, row in rows:
+        item = {k: row.get(h) or None for k, h in names.items() if h}
+        try:
+            started = datetime.fromisoformat(str(item.get("started_at") or "").replace("/", "-"))
+            item["started_at"] = started if started.tzinfo else started.replace(tzinfo=LOCAL)  # type: ignore[assignment]
+            good.append((number, CallIn.model_validate(item)))
+        except ValueError as e:  # a bad date, or pydantic's ValidationError (a ValueError)
+            bad.append(
+                (number, str(e).splitlines()[0][:200] if not isinstance(e, ValidationError) else _first(e))
+            )
+    return good, bad
+
+
+def _first(e: ValidationError) -> str:
+    err = e.errors()[0]
+    return f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+
+
+def import_batch(session: Session, records: list[CallIn], now: datetime) -> dict[str, Any]:
+    """One batch of an import, in the caller's transaction (the CLI commits batch by batch)."""
+    return store(session, records, now)
+
+
 def _ticket_of(session: Session, r: CallIn) -> int | None:
     if r.ticket_number:
         return session.scalar(select(Ticket.id).where(Ticket.number == r.ticket_number))
@@ -148,8 +206,16 @@ def _ticket_of(session: Session, r: CallIn) -> int | None:
     )
 
 
-def for_ticket(session: Session, t: Ticket, *, full: bool) -> list[dict[str, Any]]:
-    """The calls of a ticket, as its page shows them (the caller masked unless the role needs the number)."""
+def for_ticket(session: Session, who: Principal, number: str) -> list[dict[str, Any]]:
+    """The calls of a ticket the caller may see, as its page shows them: the caller's number masked unless the
+    role needs it (`domain.masking.pii_view`)."""
+    t = queries.ticket_for(session, who, number, past=True)
+    full = pii_view(
+        who.role,
+        viewer_unit_id=who.unit_id,
+        assigned_unit_ids=queries.current_unit_ids(t),
+        confidential=t.confidential,
+    ).full
     rows = session.scalars(
         select(CallRecord).where(CallRecord.ticket_id == t.id).order_by(CallRecord.started_at)
     )
