@@ -30,6 +30,7 @@ from minsheng.services.channels.email import MailPoller
 from minsheng.services.channels.notices import ChannelNotices
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.notifications import build_senders, retry_policy
+from minsheng.services.report_jobs import ReportJob
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.subscriber import Clockwork
@@ -104,6 +105,7 @@ class Platform:
                 retry=self.retry,
                 interval=self.settings.worker_interval_seconds,
                 limits=PassLimits.from_settings(self.settings),
+                on_pass=ReportJob(self.db, self.clock, self.settings, self.senders),
             )
             self.timer_worker.start()
             self._stops.append(self.timer_worker.stop)

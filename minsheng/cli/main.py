@@ -27,6 +27,7 @@ from minsheng.cli.imports import app as import_app
 from minsheng.cli.model import app as model_app
 from minsheng.cli.open311 import app as open311_app
 from minsheng.cli.partners import app as partners_app
+from minsheng.cli.report import report as report_command
 from minsheng.cli.users import app as users_app
 from minsheng.cli.worker import app as worker_app
 
@@ -49,6 +50,7 @@ app.add_typer(open311_app, name="open311")
 app.add_typer(partners_app, name="partners")
 app.add_typer(worker_app, name="worker")
 app.add_typer(analyze_app, name="analyze")
+app.command("report")(report_command)
 
 
 # ---------------------------------------------------------------------------------------------------- serve

@@ -221,6 +221,7 @@ class TimerWorker:
         interval: float = 2.0,
         worker_id: str = "embedded",
         limits: PassLimits | None = None,
+        on_pass: Callable[[RunStats], None] | None = None,
     ) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -232,6 +233,7 @@ class TimerWorker:
                 "retry": retry,
                 "worker_id": worker_id,
                 "limits": limits,
+                "on_pass": on_pass,
             },
             name="minsheng-worker",
             daemon=True,

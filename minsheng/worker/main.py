@@ -16,6 +16,7 @@ from collections.abc import Callable
 from minsheng.bootstrap import Platform, Role, build
 from minsheng.config import Settings
 from minsheng.services.background import DEFAULT_BATCH, PassLimits, run_loop, run_once
+from minsheng.services.report_jobs import ReportJob
 from minsheng.services.triage.jobs import run_triage_jobs
 
 
@@ -72,6 +73,7 @@ def run_forever(settings: Settings, interval: float, say: Callable[[str], None])
             retry=platform.retry,
             worker_id=me,
             limits=PassLimits.from_settings(settings),
+            on_pass=ReportJob(platform.db, platform.clock, settings, platform.senders),
         )
     finally:
         platform.stop()
