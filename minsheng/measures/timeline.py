@@ -246,7 +246,8 @@ class _TicketFold:
         elif a == "review_reject":
             self.reopened = True
             self.reopen_events += 1
-        elif a == "reopen":
+        elif a == "reopen" and ev.assignment_id is None:
+            # (The lead's assignment is reopened too, by an event of its own: counted once, here.)
             self.closed = False
             self.closed_at = None
             self.rating = None
