@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from minsheng.storage.models import Base, BigId
@@ -28,6 +28,9 @@ class RoutingRule(Base):
     assist_units: Mapped[list[Any]] = mapped_column(JSON, default=list)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A consultation (咨询) is answered at the desk from the knowledge base; only a rule that says so
+    # sends consultations of its category and area to its units.
+    takes_consultations: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     note: Mapped[str | None] = mapped_column(String(500))
     updated_by: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime]

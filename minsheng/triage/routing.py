@@ -45,6 +45,7 @@ class RoutingRule:
     assist_unit_ids: tuple[str, ...] = ()
     priority: int = 0
     enabled: bool = True
+    takes_consultations: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ class RouteDecision:
     explanation: str
     category_match: str | None = None
     area_match: str | None = None
+    #: The winning rule sends consultations (咨询) to its units too; otherwise they stay at the desk.
+    takes_consultations: bool = False
 
 
 def _ancestors(code: str | None, parents: Mapping[str, str | None]) -> list[str]:
@@ -165,6 +168,7 @@ class RoutingTable:
             + also,
             category_match=rule.category_code,
             area_match=rule.area_code,
+            takes_consultations=rule.takes_consultations,
         )
 
     @staticmethod

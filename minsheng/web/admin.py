@@ -79,6 +79,22 @@ def _model_line(st: dict[str, Any], model_dir: Any) -> str:
     return f"未能加载，所有工单进入派单队列（{st['error']}）"
 
 
+def _threshold_line(st: dict[str, Any], sources: dict[str, str]) -> str:
+    """The threshold with the precision it was chosen for and what it reached out of fold, so that a low
+    number (a model over hundreds of categories gives low probabilities) reads as the choice it is."""
+    line = f"{st['threshold']:.3f}（{sources.get(st['threshold_source'], st['threshold_source'])}"
+    target, metrics = st.get("target_precision"), st.get("metrics") or {}
+    if st["threshold_source"] == "model" and isinstance(target, int | float):
+        line += f"：按目标精确率 ≥ {target:.1%} 选定"
+        if isinstance(metrics.get("auto_precision"), int | float):
+            line += f"，交叉验证精确率 {metrics['auto_precision']:.1%}"
+        if isinstance(metrics.get("auto_coverage"), int | float):
+            line += f"、可自动派单 {metrics['auto_coverage']:.1%}"
+    elif st["threshold_source"] == "model":
+        line += "：模型未记录目标精确率"
+    return line + "）"
+
+
 def _triage_status(state: Platform) -> list[tuple[str, str]] | None:
     """What this process's triage is running on: the model, the deferred backlog, the recent-ticket index."""
     runtime = state.triage
@@ -92,10 +108,7 @@ def _triage_status(state: Platform) -> list[tuple[str, str]] | None:
     sources = {"model": "模型给定", "override": "管理员设定", "default": "默认值"}
     return [
         ("分类模型", _model_line(st, runtime.settings.model_dir)),
-        (
-            "自动派单阈值",
-            f"{st['threshold']:.3f}（{sources.get(st['threshold_source'], st['threshold_source'])}）",
-        ),
+        ("自动派单阈值", _threshold_line(st, sources)),
         ("自动派单", "开启" if st["auto_dispatch"] else "关闭"),
         (
             "分拣方式",

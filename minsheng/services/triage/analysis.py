@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from minsheng.domain.states import UnitKind
+from minsheng.domain.states import Kind, UnitKind
 from minsheng.services import schemas as s
 from minsheng.services.triage.adapters import Classification, Guess, SignalsView
 from minsheng.services.triage.settings import TriageConfig
@@ -271,6 +271,14 @@ def route_lead(org: OrgSnapshot, route: RouteDecision | None) -> tuple[list[dict
     if unit is None or not unit.active or unit.kind == UnitKind.EXTERNAL.value:
         return [make_reason("unit_unavailable", f"主办单位 {route.lead_unit_id} 不可派")], None
     return [], route.lead_unit_id
+
+
+def consultation_reasons(kind: str | None, route: RouteDecision | None) -> list[dict[str, str]]:
+    """A consultation (咨询) is answered at the desk from the knowledge base, not sent to a unit, unless the
+    routing rule that matched it says that its units take consultations."""
+    if kind != Kind.CONSULTATION.value or (route is not None and route.takes_consultations):
+        return []
+    return [make_reason("consultation", "咨询件：由受理员依知识库直接答复（派单规则未指定承办此类咨询）")]
 
 
 def signal_reasons(signals: SignalsView) -> list[dict[str, str]]:

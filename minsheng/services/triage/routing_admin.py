@@ -31,6 +31,7 @@ class RuleIn(s.Strict):
     assist_units: list[s.UnitCode] = s.Field(default_factory=list, max_length=20)
     priority: int = s.Field(default=0, ge=-1000, le=1000)
     enabled: bool = True
+    takes_consultations: bool = False
     note: str | None = s.Field(default=None, max_length=500)
 
 
@@ -52,7 +53,8 @@ def _check_rule(session: Session, body: RuleIn) -> None:
 def rule_json(row: RoutingRule) -> dict[str, Any]:
     return fields(
         row,
-        *("id", "category_code", "area_code", "lead_unit", "priority", "enabled", "note", "updated_by"),
+        *("id", "category_code", "area_code", "lead_unit", "priority", "enabled", "takes_consultations"),
+        *("note", "updated_by"),
         assist_units=list(row.assist_units or []),
         updated_at=row.updated_at.isoformat(),
     )

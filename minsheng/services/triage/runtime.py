@@ -38,6 +38,7 @@ from minsheng.services.triage.analysis import (
     category_reasons,
     choose_area,
     choose_category,
+    consultation_reasons,
     dispatch_if_clear,
     make_reason,
     request_text,
@@ -221,9 +222,11 @@ class TriageRuntime(RecentSync):
         prediction: Any = None,
         classification: Classification | None = None,
         batch: RepeatIndex | None = None,
+        kind: str | None = None,
     ) -> Analysis:
         """``classification``: reuse one already made; ``batch``: the tickets of the current transaction, not yet
-        in the repeat index, which are repeat candidates too."""
+        in the repeat index, which are repeat candidates too; ``kind``: the request's kind (a consultation
+        is answered at the desk unless its route says otherwise)."""
         org, config, model = self.org, self.config, self.model
         text = request_text(title, detail)
         if classification is None:
@@ -243,7 +246,7 @@ class TriageRuntime(RecentSync):
             reasons += category_reasons(model is not None, self.model_error, text, best, threshold)
         reasons += area_reasons(org, category_code, area_code, area_source, jres, jerr)
         route_problems, lead = route_lead(org, route)
-        reasons += route_problems + signal_reasons(signals)
+        reasons += route_problems + signal_reasons(signals) + consultation_reasons(kind, route)
         strong = strong_repeat_reason(repeats, config)
         if strong is not None:
             reasons.append(strong)
@@ -305,6 +308,7 @@ class TriageRuntime(RecentSync):
             prediction=prediction,
             classification=classification,
             batch=batch,
+            kind=getattr(req.kind, "value", req.kind),
         )
 
     def prepare_many(self, reqs: list[s.IntakeRequest], at: list[datetime]) -> list[Analysis | None]:

@@ -184,7 +184,14 @@ def _routing_rules(
         assists = tuple(u for u in row.assist_units or () if u in units and units[u].active)
         rules.append(
             RoutingRule(
-                str(row.id), row.category_code, row.area_code, row.lead_unit, assists, row.priority, True
+                str(row.id),
+                row.category_code,
+                row.area_code,
+                row.lead_unit,
+                assists,
+                row.priority,
+                True,
+                bool(row.takes_consultations),
             )
         )
         if row.area_code is not None:

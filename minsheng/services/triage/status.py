@@ -25,6 +25,8 @@ def model_status(runtime: TriageRuntime) -> dict[str, Any]:
             else "default"
         ),
         "auto_dispatch": runtime.settings.auto_dispatch,
+        # The precision the model's own threshold was chosen for (recorded at training).
+        "target_precision": (getattr(runtime.model, "metadata", None) or {}).get("target_precision"),
         "training": runtime.model_info,
         "metrics": model_metrics(runtime.model) if runtime.model is not None else {},
         "rules_skipped": runtime.org.skipped_rules,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from minsheng.demo.city import DemoCity
 from minsheng.demo.texts import generate_request
@@ -13,7 +14,10 @@ from minsheng.services.triage.adapters import SignalsView
 from minsheng.services.triage.settings import TriageConfig
 from minsheng.services.triage.status import model_status
 from minsheng.services.triage.training import CURRENT_FILE, resolve_model_path
+from minsheng.storage.db import Database
+from minsheng.storage.triage_tables import RoutingRule
 from minsheng.triage import classifier as clf
+from minsheng.web.admin import _threshold_line
 from tests.integration.triage.conftest import LEAVES, FakeClassifier, MakeDesk, generated_texts
 
 
@@ -41,6 +45,11 @@ def test_tiny_model_round_trip_and_service_load(
     assert desk.runtime.model is not None and desk.runtime.model_error is None
     status = model_status(desk.runtime)
     assert status["loaded"] and status["metrics"]["accuracy"] > 0.5
+    # The admin page states the precision the threshold was chosen for, and what it reached out of fold.
+    line = _threshold_line(status, {"model": "模型给定"})
+    assert status["threshold_source"] == "model" and status["target_precision"] is not None
+    assert f"目标精确率 ≥ {status['target_precision']:.1%}" in line, line
+    assert f"交叉验证精确率 {status['metrics']['auto_precision']:.1%}" in line, line
 
 
 def test_confident_real_model_auto_dispatches_with_explanation(
@@ -118,6 +127,27 @@ def test_operator_category_and_switch_off(make_desk: MakeDesk) -> None:
     t2 = off.intake(title="工厂废气", detail="附近化工厂晚上排放刺鼻废气", category_code="0201")
     assert t2.state == "accepted" and reasons(t2) == ["auto_dispatch_off"]
     assert t2.triage["route"]["lead_unit"] == "sthjj"
+
+
+def test_a_consultation_stays_at_the_desk_unless_its_rule_takes_consultations(
+    make_desk: MakeDesk, city_db: Database
+) -> None:
+    desk = make_desk(None)
+    ask = {"title": "油烟", "detail": "请问饭店油烟排放标准是多少", "category_code": "0201"}
+    t = desk.intake(**ask, kind="consultation")
+    assert t.state == "accepted" and reasons(t) == ["consultation"], t.triage
+    assert "知识库" in t.triage["reasons"][0]["text"]
+    assert t.triage["route"]["lead_unit"] == "sthjj"  # the route is still shown to the operator
+    complaint = desk.intake(title="工厂废气", detail="化工厂夜里排放刺鼻废气", category_code="0201")
+    assert complaint.state == "dispatched", complaint.triage["reasons"]  # only consultations wait
+
+    with city_db.write_sessions() as session, session.begin():
+        session.execute(
+            update(RoutingRule).where(RoutingRule.category_code == "0201").values(takes_consultations=True)
+        )
+    ask2 = {**ask, "detail": "开烧烤店需要办理哪些环保手续"}
+    t2 = make_desk(None).intake(**ask2, kind="consultation")
+    assert t2.state == "dispatched" and t2.triage["route"]["lead_unit"] == "sthjj", t2.triage["reasons"]
 
 
 def test_transfer_and_emergency_signals_keep_the_ticket(make_desk: MakeDesk) -> None:
