@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from minsheng.domain.clock import FixedClock
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.notify.partner import signed_headers
 from minsheng.services.background import RunStats, run_once
-from minsheng.services.partners import registry, views
+from minsheng.services.partners import inbound, registry, views
 from minsheng.services.uow import reading, writing
 from minsheng.storage.audit_tables import AuditEntry
 from minsheng.storage.db import Database
@@ -102,13 +103,25 @@ def _inbound_once_and_refusals(
     assert (r.status_code, r.json()["ticket"]) == (200, number)
     assert _count(db) == 1
     with reading(db) as session:
-        t = session.scalars(select(Ticket)).one()
+        t = session.scalars(select(Ticket).where(Ticket.number == number)).one()
         assert (t.channel, t.external_id, t.citizen_phone, t.detail) == (
             "partner",
             TRANSFER["incident_id"],
             "13900000000",
             TRANSFER["text"],
         )
+
+    # four posts of a new incident at once (the partner's retries racing): one ticket, created once
+    st = app_client.app.state.minsheng  # type: ignore[attr-defined]
+    raw, headers = sim.signed({**TRANSFER, "incident_id": "JJ-RACE"})
+
+    def post(_: int) -> tuple[dict[str, Any], bool]:
+        return inbound.receive_transfer(st.db, st.intake, "12315", headers, raw, clock.now(), 300)
+
+    with ThreadPoolExecutor(4) as pool:
+        raced = list(pool.map(post, range(4)))
+    assert len({ack["ticket"] for ack, _ in raced}) == 1 and [c for _, c in raced].count(True) == 1
+    assert _count(db) == 2
 
     other = {**TRANSFER, "incident_id": "JJ-2"}
     raw = json.dumps(other).encode()
@@ -138,7 +151,7 @@ def _inbound_once_and_refusals(
     with writing(db) as session:
         registry.update_partner(session, "12315", clock.now(), active=False)
     assert _post(app_client, "/api/v1/partners/12315/transfers", sim, other).status_code == 404
-    assert _count(db) == 1 and _count(db, model=PartnerTransfer) == 1
+    assert _count(db) == 2 and _count(db, model=PartnerTransfer) == 2
 
 
 def _inbound_reported_back(
@@ -162,6 +175,9 @@ def _inbound_reported_back(
         cgj.post(f"/api/v1/assignments/{a}/request_close", json={"summary": "摊点已取缔"}).status_code == 200
     )
     assert sup.post(f"/api/v1/tickets/{number}/review_accept", json={}).status_code == 200
+    fu = login("followup1")
+    assert fu.post(f"/api/v1/tickets/{number}/follow_up", json={"rating": "dissatisfied"}).status_code == 200
+    assert fu.post(f"/api/v1/tickets/{number}/reopen", json={"reason": "摊主又来了"}).status_code == 200
     stats = _pass(app_client, clock)
     got = sim.delivered()
     assert [(b["type"], b["event"]) for b in got] == [
@@ -169,6 +185,7 @@ def _inbound_reported_back(
         ("status", "feedback"),
         ("status", "feedback"),
         ("status", "closed"),
+        ("status", "reopened"),
     ], stats.problems
     assert all(r.signature_ok for r in sim.received)
     assert {b["incident_id"] for b in got} == {TRANSFER["incident_id"]} and {b["ticket"] for b in got} == {
@@ -177,7 +194,7 @@ def _inbound_reported_back(
     assert [b["text"] for b in got[1:3]] == ["已责令摊主整改", "摊点已取缔"] and got[3]["state"] == "closed"
     # delivered once: a second pass sends nothing again
     _pass(app_client, clock)
-    assert len(sim.received) == 4
+    assert len(sim.received) == 5
 
 
 def _transferred(login: Login, target: str = "110", **extra: Any) -> str:

@@ -40,11 +40,14 @@ REPORTED = {
     "answer_directly": "closed",
     "reopen": "reopened",
 }
+UNIT_REPORTED = frozenset({"feedback", "request_close"})
 TEXT_FIELDS = ("text", "summary", "answer", "note")
 
 
 def _body(message_type: str, **fields: Any) -> str:
-    return json.dumps({"type": message_type, **fields}, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json.dumps(
+        {"type": message_type, **fields}, ensure_ascii=False, separators=(",", ":"), default=str
+    )
 
 
 def _post(
@@ -123,7 +126,9 @@ def report_back(session: Session, ev: DomainEvent, now: datetime) -> str | None:
     event = REPORTED.get(ev.action)
     if event is None or t.channel not in PARTNER_CHANNELS:
         return None
-    if ev.assignment is not None and ev.assignment.role != "lead" and ev.action != "feedback":
+    # Of a unit's own steps only its feedback (and the lead's summary) is news; signing, closing and reopening
+    # are reported once, as the ticket's step (a reopen is published for the ticket and for the assignment).
+    if ev.assignment is not None and ev.action not in UNIT_REPORTED:
         return None
     row = session.execute(
         select(PartnerTransfer, Partner)
