@@ -68,6 +68,25 @@ class Settings(BaseSettings):
     login_failure_keep_days: int = Field(
         30, ge=1, le=3650, description="days failed logins are kept; the worker deletes older ones"
     )
+    # The follow-up desk (回访, docs/METRICS.md "Follow-up"): which closed tickets staff call, by kind, as a share
+    # from 0 (none: the rating SMS only) to 1 (all); and the rating a ticket gets when nobody answered.
+    followup_sample: dict[str, float] = Field(
+        default_factory=lambda: {
+            "complaint": 1.0,
+            "report": 1.0,
+            "help": 1.0,
+            "consultation": 0.2,
+            "suggestion": 0.5,
+            "praise": 0.0,
+        },
+        description="share of closed tickets of each kind on the follow-up desk (JSON)",
+    )
+    followup_default_days: float | None = Field(
+        7.0, gt=0, le=365, description="days after closing without a rating until the default rating"
+    )
+    followup_default_rating: str = Field(
+        "satisfied", pattern=r"^(satisfied|basically_satisfied)$", description="the default rating"
+    )
     # Notifications: the hotline's name in texts, the channels' gateways, delivery retries, the time-limit preset.
     hotline_name: str = "12345"
     rating_url: str = ""
@@ -95,7 +114,9 @@ class Settings(BaseSettings):
         description="the city's Open311 jurisdiction_id: a request naming another gets 404; empty: any is "
         "accepted (one jurisdiction per server)",
     )
-    open311_contact: str = Field("", max_length=300, description="discovery's contact (who runs the interface)")
+    open311_contact: str = Field(
+        "", max_length=300, description="discovery's contact (who runs the interface)"
+    )
     open311_key_service: str = Field(
         "", max_length=300, description="discovery's key_service: where an integration asks for an API key"
     )
@@ -115,7 +136,9 @@ class Settings(BaseSettings):
         description="POSTs (requests, updates) per Open311 API key, in the limits library's notation",
     )
     open311_read_limit: str = Field(
-        default_factory=lambda d: "100000/minute" if d.get("environment") == "test" else "120/minute;5000/hour",
+        default_factory=lambda d: (
+            "100000/minute" if d.get("environment") == "test" else "120/minute;5000/hour"
+        ),
         description="Open311 GETs per client address, same notation",
     )
     # Abuse limits (issue 14). Counters live in the database, so every API process on one PostgreSQL shares them.

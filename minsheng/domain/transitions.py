@@ -203,7 +203,8 @@ TICKET_ACTION_ROLES: Mapping[TicketAction, frozenset[Role]] = {
     TicketAction.DECIDE_EXTENSION: _SUPERVISE,
     TicketAction.REVIEW_ACCEPT: _SUPERVISE,
     TicketAction.REVIEW_REJECT: _SUPERVISE,
-    TicketAction.FOLLOW_UP: _SUPERVISE | {Role.FOLLOWUP},
+    # The system records the default rating of a ticket nobody answered for (services/followup.py).
+    TicketAction.FOLLOW_UP: _SUPERVISE | {Role.FOLLOWUP, Role.SYSTEM},
     TicketAction.FOLLOW_UP_UNREACHED: _SUPERVISE | {Role.FOLLOWUP},
     TicketAction.RATE: frozenset({Role.CITIZEN}),
     TicketAction.REOPEN: _SUPERVISE | {Role.FOLLOWUP},

@@ -280,10 +280,13 @@ def followup(request: Request, state: StateDep, user: FollowupUser) -> Response:
     )
     error, status = None, 200
     with core.read_tx(state) as session:
+        shares = state.settings.followup_sample
         try:
-            closed = followup_service.queue(session, user, f, limit=PAGE)
+            closed = followup_service.queue(session, user, f, shares=shares, limit=PAGE)
         except ServiceError as e:
             closed, error, status = [], core.service_message(e), 400
+        now = state.clock.now()
+        load = followup_service.workload(session, now - timedelta(days=30), now)
         dissatisfied = queries.dissatisfied(session, user, 10)
         names = queries.Names(session, closed + dissatisfied)
         ctx = {
@@ -295,6 +298,11 @@ def followup(request: Request, state: StateDep, user: FollowupUser) -> Response:
             "units": org.unit_options(session),
             "categories": [c for c in org.category_options(session) if c["level"] == 1],
             "channels": [(c.value, c.label) for c in Channel],
+            "waiting": followup_service.waiting_count(session, shares),
+            "mine": next((w for w in load if w["user_id"] == user.user_id), None),
+            # Supervisors and admins see every follow-up worker's month; a worker sees their own.
+            "workload": load if user.role in (Role.SUPERVISOR, Role.ADMIN) else [],
+            "default_days": state.settings.followup_default_days,
         }
     return core.render(request, "followup.html", ctx, user=user, status=status)
 
