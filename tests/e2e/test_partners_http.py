@@ -197,10 +197,15 @@ def _inbound_reported_back(
     assert len(sim.received) == 5
 
 
+CODES: dict[str, str] = {}  # ticket number -> query code, for tracking as the citizen
+
+
 def _transferred(login: Login, target: str = "110", **extra: Any) -> str:
     op = login("operator1")
     body = {"detail": "有人在小区门口打架，已经见血", "citizen_phone": "13800138000", **extra}
-    number = str(op.post("/api/v1/tickets", json=body).json()["number"])
+    made = op.post("/api/v1/tickets", json=body).json()
+    number = str(made["number"])
+    CODES[number] = made["query_code"]
     r = op.post(f"/api/v1/tickets/{number}/transfer", json={"target": target, "note": "警情，转110"})
     assert r.json()["state"] == "transferred", r.text
     return number
@@ -235,7 +240,7 @@ def _outbound_answered_twice(
     result = {"ticket": number, "incident_id": "110-9001", "result_id": "R1", "text": "民警到场，双方已调解"}
     assert _post(app_client, "/api/v1/partners/110/results", sim, result).json()["status"] == "recorded"
     assert _post(app_client, "/api/v1/partners/110/results", sim, result).json()["status"] == "duplicate"
-    final = {**result, "result_id": "R2", "text": "已结案", "final": True}
+    final = {**result, "result_id": "R2", "text": "已结案，请群众放心", "final": True, "public": True}
     assert _post(app_client, "/api/v1/partners/110/results", sim, final).json()["status"] == "recorded"
     # refused: unsigned, another ticket, another partner's code
     raw = json.dumps(ack).encode()
@@ -249,8 +254,12 @@ def _outbound_answered_twice(
     assert actions.count("partner_ack") == 1 and actions.count("partner_result") == 2
     timeline = sup.get(f"/api/v1/tickets/{number}/timeline").json()
     results = [e for e in timeline if e["action"] == "partner_result"]
-    assert [e["payload"]["text"] for e in results] == ["民警到场，双方已调解", "已结案"]
+    assert [e["payload"]["text"] for e in results] == ["民警到场，双方已调解", "已结案，请群众放心"]
     assert results[0]["action_label"] == "对方办理结果"
+    # the citizen sees the acknowledgement and the result the partner made public, not the other one
+    r = app_client.get(f"/api/v1/public/tickets/{number}", headers={"X-Query-Code": CODES[number]})
+    seen = [(e["action"], e["payload"]) for e in r.json()["timeline"] if e["action"].startswith("partner")]
+    assert seen == [("partner_ack", {}), ("partner_result", {"summary": "已结案，请群众放心"})], seen
     with reading(db) as session:
         link = session.scalars(select(PartnerTransfer).where(PartnerTransfer.direction == "out")).one()
         assert (link.incident_id, link.acked_at, link.closed_at) == ("110-9001", clock.now(), clock.now())

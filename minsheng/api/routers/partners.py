@@ -12,12 +12,32 @@ from typing import Annotated, Any
 
 import anyio.from_thread
 from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel
 
 from minsheng.api.deps import require_roles
 from minsheng.domain.roles import Role
 from minsheng.http.common import StateDep
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services.partners import callbacks, inbound, registry
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The documented request body (the handlers read the raw bytes: they are what is signed)."""
+    schema = model.model_json_schema()
+    schema = _inline(schema, schema.get("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/partners", tags=["partners"])
 Code = Annotated[
@@ -34,7 +54,11 @@ def _raw(request: Request) -> bytes:
 
 
 @router.post(
-    "/{code}/transfers", status_code=201, responses=SIGNED, summary="A partner transfers a matter to us"
+    "/{code}/transfers",
+    status_code=201,
+    responses=SIGNED,
+    summary="A partner transfers a matter to us",
+    openapi_extra=_body(inbound.InboundTransfer),
 )
 def receive_transfer(code: Code, request: Request, response: Response, state: StateDep) -> dict[str, Any]:
     """201 with our ticket number; 200 with the same number when the incident id was posted before."""
@@ -47,7 +71,12 @@ def receive_transfer(code: Code, request: Request, response: Response, state: St
     return ack
 
 
-@router.post("/{code}/acks", responses=SIGNED, summary="A partner acknowledges our transfer")
+@router.post(
+    "/{code}/acks",
+    responses=SIGNED,
+    summary="A partner acknowledges our transfer",
+    openapi_extra=_body(callbacks.Ack),
+)
 def receive_ack(code: Code, request: Request, session: WriteSession, state: StateDep) -> dict[str, Any]:
     body = _raw(request)
     tolerance = state.settings.partner_signature_tolerance_seconds
@@ -56,7 +85,12 @@ def receive_ack(code: Code, request: Request, session: WriteSession, state: Stat
     )
 
 
-@router.post("/{code}/results", responses=SIGNED, summary="A partner reports its result on our transfer")
+@router.post(
+    "/{code}/results",
+    responses=SIGNED,
+    summary="A partner reports its result on our transfer",
+    openapi_extra=_body(callbacks.Result),
+)
 def receive_result(code: Code, request: Request, session: WriteSession, state: StateDep) -> dict[str, Any]:
     body = _raw(request)
     tolerance = state.settings.partner_signature_tolerance_seconds

@@ -36,6 +36,9 @@ class Result(Ack):
     result_id: Line
     text: str = Field(min_length=1, max_length=5000)
     final: bool = False
+    # Whether the citizen may read the text when tracking the ticket: the partner decides (a police result may
+    # name people); by default only the hotline's staff see it.
+    public: bool = False
 
 
 def _actor(partner: Partner) -> Actor:
@@ -135,5 +138,7 @@ def record_result(
         "text": r.text,
         "final": r.final,
     }
-    engine.record_note(session, t, _actor(partner), "partner_result", now, payload, public=True)
+    if r.public:
+        payload["summary"] = r.text  # the key the citizen's timeline shows
+    engine.record_note(session, t, _actor(partner), "partner_result", now, payload, public=r.public)
     return {"ticket": t.number, "status": "recorded"}
