@@ -28,6 +28,7 @@ from minsheng.domain.clock import Clock
 from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
 from minsheng.services.auth import prune_login_failures
+from minsheng.services.followup import apply_default_ratings
 from minsheng.services.notifications import deliver_due
 from minsheng.services.partners.deadlines import check_acks
 from minsheng.services.tickets import TicketEngine
@@ -53,11 +54,18 @@ class PassLimits:
     notify_batch: int = 200
     notify_seconds: float | None = 5.0
     keep_login_failures_days: int = 30
+    # The follow-up desk's default rating (`Settings.followup_default_*`); None: none is given.
+    default_rating_days: float | None = None
+    default_rating: str = "satisfied"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PassLimits:
         return cls(
-            settings.worker_notify_batch, settings.worker_notify_seconds, settings.login_failure_keep_days
+            settings.worker_notify_batch,
+            settings.worker_notify_seconds,
+            settings.login_failure_keep_days,
+            settings.followup_default_days,
+            settings.followup_default_rating,
         )
 
 
@@ -97,6 +105,10 @@ def run_once(
     limits = limits or PassLimits()
     fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
     check_acks(db, now, clockwork.engine)  # partner transfers still unacknowledged warn, then escalate
+    if limits.default_rating_days is not None:
+        apply_default_ratings(
+            db, clockwork.engine, now, days=limits.default_rating_days, rating=limits.default_rating
+        )
     stats = RunStats(fired.fired, fired.skipped, fired.errors, fired.busy, fired.batches)
     if senders is not None:
         _deliver(db, now, senders, retry, worker_id, limits, stop, monotonic, stats)
