@@ -24,6 +24,7 @@ from minsheng.cli.db import app as db_app
 from minsheng.cli.demo import app as demo_app
 from minsheng.cli.demo import logins_table
 from minsheng.cli.imports import app as import_app
+from minsheng.cli.measures import app as measures_app
 from minsheng.cli.model import app as model_app
 from minsheng.cli.open311 import app as open311_app
 from minsheng.cli.partners import app as partners_app
@@ -50,6 +51,7 @@ app.add_typer(open311_app, name="open311")
 app.add_typer(partners_app, name="partners")
 app.add_typer(worker_app, name="worker")
 app.add_typer(analyze_app, name="analyze")
+app.add_typer(measures_app, name="measures")
 app.command("report")(report_command)
 
 

@@ -1,36 +1,35 @@
 """The big screen's figures (大屏): today's counts by hour, channel and category, the map of areas by volume and
-overdue tickets, unit rankings, the rates of the last seven days and the newest tickets.
+overdue tickets, unit rankings, the rates of the last seven days (or of a period) and the newest tickets.
 
-Every query reads a bounded, indexed range (today's and the last seven days' tickets by `created_at`, their
-assignments by ticket id in chunks) and never counts a whole table; the page caches the result, because every
-wallboard in the centre polls it.
+The rates, the window's volume and the unit ranking come from the measures service (`services.measures`, the
+daily facts), so the screen shows the same figures as every report. What is live rather than a measure (today's
+counts, open tickets past due now, the feed) reads bounded, indexed ranges of tickets; the page caches the
+result, because every wallboard in the centre polls it.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from minsheng.domain.states import OPEN_TICKET_STATES, AreaLevel, Channel, Rating, TicketState
+from minsheng.domain.states import OPEN_TICKET_STATES, AreaLevel, Channel
 from minsheng.services import org
-from minsheng.storage.models import Assignment, Category, Ticket
+from minsheng.services.measures import MeasureSettings, Period, Scope, measure_table, ranking
+from minsheng.storage.models import Category, Ticket
 
 WINDOW_DAYS = 7
 TODAY_LIMIT = 200_000
-WINDOW_LIMIT = 500_000
-CHUNK = 5000  # ticket ids per IN list: every driver takes this many parameters
-_OPEN = {s.value for s in OPEN_TICKET_STATES}
-_DONE = {TicketState.CLOSED.value, TicketState.RATED.value}
+OVERDUE_LIMIT = 200_000
+_OPEN = [s.value for s in OPEN_TICKET_STATES]
+#: The rates the screen shows, in its order.
+RATES = ("sign_rate", "feedback_rate", "completion_rate", "satisfaction_rate", "reopen_rate")
 # (created_at, channel, category_id, area_id) of today's tickets
 TodayRow = tuple[datetime, str, int | None, int | None]
-# (id, state, area_id, rating, resolve_due_at, reopen_count) of the window's tickets
-WindowRow = tuple[int, str, int | None, str | None, datetime | None, int]
 
 
 def day_start(now: datetime, tz: tzinfo) -> datetime:
@@ -39,15 +38,25 @@ def day_start(now: datetime, tz: tzinfo) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
 
-def figures(session: Session, now: datetime, tz: tzinfo) -> dict[str, Any]:
-    """Everything the screen shows, as JSON-ready values; days and hours are counted in `tz`."""
+def figures(
+    session: Session,
+    now: datetime,
+    tz: tzinfo,
+    *,
+    period: Period | None = None,
+    settings: object = None,
+) -> dict[str, Any]:
+    """Everything the screen shows, as JSON-ready values; days and hours are counted in `tz`.
+
+    The rates, the volume and the ranking are of ``period`` (default: the last seven days, today included);
+    ``settings`` (`Settings` or `MeasureSettings`) chooses how they are computed (default: the defaults).
+    """
     today = _today(session, day_start(now, tz))
-    window = _window(session, now - timedelta(days=WINDOW_DAYS))
-    units = _assignments(session, [r[0] for r in window])
-    outcomes = _outcomes(window, now)
+    window = period or Period.last_days(now.astimezone(tz).date(), WINDOW_DAYS)
+    ms = settings or MeasureSettings()
+    total = measure_table(session, window, Scope(), None, ms).total
     area_volume: Counter[int] = Counter(r[3] for r in today if r[3])
-    ranking = _ranking(session, units.per_unit)
-    n = len(window)
+    units = _ranking(session, window, ms)
     return {
         "at": now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
         "today_total": len(today),
@@ -56,17 +65,12 @@ def figures(session: Session, now: datetime, tz: tzinfo) -> dict[str, Any]:
             {"name": _channel(c), "value": v} for c, v in Counter(r[1] for r in today).most_common()
         ],
         "categories": _categories(session, Counter(r[2] for r in today)),
-        "map": _map(session, area_volume, outcomes.area_overdue),
-        "ranking": ranking[:10],
-        "ranking_worst": sorted(ranking, key=lambda r: (-r["returned"], r["rate"]))[:5],
-        "rates": {
-            "sign_rate": _pct(units.signed, units.total),
-            "feedback_rate": _pct(units.reported, units.total),
-            "completion_rate": _pct(outcomes.closed, n),
-            "satisfaction_rate": _pct(outcomes.good, outcomes.rated),
-            "reopen_rate": _pct(outcomes.reopened, outcomes.closed),
-        },
-        "window_total": n,
+        "map": _map(session, area_volume, _overdue_now(session, now)),
+        "ranking": units[:10],
+        "ranking_worst": sorted(units, key=lambda r: (-r["returned"], r["rate"]))[:5],
+        "rates": {code: _pct(total.values[code]) for code in RATES},
+        "window_total": int(total.values["volume"] or 0),
+        "period": {"key": str(window), "label": window.label},
         "feed": _feed(session, tz),
     }
 
@@ -83,23 +87,14 @@ def _today(session: Session, start: datetime) -> Sequence[TodayRow]:
     )
 
 
-def _window(session: Session, since: datetime) -> Sequence[WindowRow]:
-    return (
-        session.execute(
-            select(
-                Ticket.id,
-                Ticket.state,
-                Ticket.area_id,
-                Ticket.rating,
-                Ticket.resolve_due_at,
-                Ticket.reopen_count,
-            )
-            .where(Ticket.created_at >= since)
-            .limit(WINDOW_LIMIT)
-        )
-        .tuples()
-        .all()
-    )
+def _overdue_now(session: Session, now: datetime) -> Counter[int]:
+    """Open tickets past their resolve deadline now, per area (a live count, not a measure of a period)."""
+    rows = session.execute(
+        select(Ticket.area_id)
+        .where(Ticket.state.in_(_OPEN), Ticket.resolve_due_at < now, Ticket.area_id.is_not(None))
+        .limit(OVERDUE_LIMIT)
+    ).scalars()
+    return Counter(a for a in rows if a is not None)
 
 
 def _hours(today: Sequence[TodayRow], tz: tzinfo) -> list[int]:
@@ -107,57 +102,6 @@ def _hours(today: Sequence[TodayRow], tz: tzinfo) -> list[int]:
     for r in today:
         hours[r[0].astimezone(tz).hour] += 1
     return hours
-
-
-@dataclass
-class _UnitCounts:
-    per_unit: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    signed: int = 0
-    reported: int = 0
-    total: int = 0
-
-
-def _assignments(session: Session, ids: list[int]) -> _UnitCounts:
-    """Per unit, the window's assignments by state; overall, how many were signed and reported on."""
-    out = _UnitCounts()
-    for i in range(0, len(ids), CHUNK):
-        chunk = ids[i : i + CHUNK]
-        for unit_id, st, signed_at, reported_at in session.execute(
-            select(Assignment.unit_id, Assignment.state, Assignment.signed_at, Assignment.reported_at).where(
-                Assignment.ticket_id.in_(chunk)
-            )
-        ):
-            c = out.per_unit[unit_id]
-            c["total"] += 1
-            c[st] += 1
-            out.total += 1
-            out.signed += signed_at is not None
-            out.reported += reported_at is not None
-    return out
-
-
-@dataclass
-class _Outcomes:
-    area_overdue: Counter[int] = field(default_factory=Counter)
-    closed: int = 0
-    rated: int = 0
-    good: int = 0
-    reopened: int = 0
-
-
-def _outcomes(window: Sequence[WindowRow], now: datetime) -> _Outcomes:
-    """Overdue open tickets per area; closed, rated, satisfied and reopened tickets of the window."""
-    out = _Outcomes()
-    for _id, st, area_id, rating, due, reopen in window:
-        if st in _OPEN and due is not None and due < now and area_id:
-            out.area_overdue[area_id] += 1
-        if st in _DONE:
-            out.closed += 1
-            out.reopened += reopen > 0
-        if rating:
-            out.rated += 1
-            out.good += not Rating(rating).is_dissatisfied
-    return out
 
 
 def _map(session: Session, volume: Counter[int], overdue: Counter[int]) -> list[dict[str, Any]]:
@@ -199,22 +143,21 @@ def _top_categories(session: Session, ids: set[int]) -> dict[int, str]:
     return {cid: names.get(p.strip("/").split("/")[0], "未分类") for cid, p in paths.items()}
 
 
-def _ranking(session: Session, per_unit: dict[int, Counter[str]]) -> list[dict[str, Any]]:
-    """Units by completion rate, then by volume."""
-    units = org.unit_names(session, set(per_unit))
-    return sorted(
-        (
-            {
-                "unit": units.get(uid, str(uid)),
-                "total": c["total"],
-                "closed": c["closed"],
-                "returned": c["returned"],
-                "rate": round(100 * c["closed"] / c["total"], 1) if c["total"] else 0.0,
-            }
-            for uid, c in per_unit.items()
-        ),
-        key=lambda r: (-r["rate"], -r["total"]),
-    )
+def _ranking(session: Session, period: Period, ms: object) -> list[dict[str, Any]]:
+    """Every unit with assignments in the period, by completion rate (of the tickets it leads), then volume."""
+    rows = ranking(session, period, "unit", ms, "completion_rate")
+    out = [
+        {
+            "unit": r.name,
+            "total": r.counts.get("assignments", 0),
+            "closed": r.counts.get("closed", 0),
+            "returned": r.counts.get("returned", 0),
+            "rate": round(100 * r.value, 1) if r.value is not None else 0.0,
+        }
+        for r in rows
+        if r.counts.get("assignments")
+    ]
+    return sorted(out, key=lambda r: (-r["rate"], -r["total"]))
 
 
 def _feed(session: Session, tz: tzinfo) -> list[dict[str, Any]]:
@@ -234,5 +177,5 @@ def _channel(value: str) -> str:
     return Channel(value).label if value in Channel.values() else value
 
 
-def _pct(a: int, b: int) -> float | None:
-    return round(100.0 * a / b, 1) if b else None
+def _pct(value: float | None) -> float | None:
+    return round(100.0 * value, 1) if value is not None else None

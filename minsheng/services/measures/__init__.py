@@ -16,7 +16,8 @@ Public API (pages, reports, exports and the big screen build on it):
   behind a figure (``part``: "base", "numerator", "rest").
 - `rebuild_facts(session, *, since=None, progress=None) -> RebuildReport`: recompute the facts from the raw
   timeline (`minsheng measures rebuild`).
-- `touch(session, ticket, event=None)`: the engine's hook; `facts_of` / `recompute_all` for checks.
+- `touch(session, ticket, event=None)`: the engine's hook; `facts_of`, `recompute_all`, `compare_facts` check
+  the facts against the timeline (`minsheng measures check`).
 
 ``settings`` is `minsheng.config.Settings` (its ``measures_*`` fields) or a `MeasureSettings`.
 The catalogue (`MEASURES`) and the definitions are in `minsheng.measures` and docs/METRICS.md.
@@ -26,7 +27,14 @@ from minsheng.measures.catalogue import MEASURES, Measure, measure
 from minsheng.measures.periods import Period, PeriodError
 from minsheng.measures.values import MeasureSettings
 from minsheng.services.measures.behind import tickets_behind
-from minsheng.services.measures.facts import RebuildReport, facts_of, rebuild_facts, recompute_all, touch
+from minsheng.services.measures.facts import (
+    RebuildReport,
+    compare_facts,
+    facts_of,
+    rebuild_facts,
+    recompute_all,
+    touch,
+)
 from minsheng.services.measures.report import (
     BY_VALUES,
     MeasureRow,
@@ -50,6 +58,7 @@ __all__ = [
     "RankRow",
     "RebuildReport",
     "Scope",
+    "compare_facts",
     "facts_of",
     "measure",
     "measure_settings",

@@ -461,3 +461,14 @@ def recompute_all(session: Session) -> dict[CubeKey, dict[str, int]]:
     for c in compute(timelines, cal).values():
         merge_into(total, c)
     return expand(total)
+
+
+def compare_facts(session: Session) -> list[tuple[CubeKey, dict[str, int], dict[str, int]]]:
+    """The fact rows whose counters differ from a recomputation: (key, kept, recomputed), sorted by key."""
+    kept = facts_of(session)
+    again = recompute_all(session)
+    return [
+        (k, kept.get(k, {}), again.get(k, {}))
+        for k in sorted(set(kept) | set(again))
+        if kept.get(k) != again.get(k)
+    ]
