@@ -13,7 +13,7 @@ from minsheng.bootstrap import Platform
 from minsheng.domain.roles import Role
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute, WriteSession
 from minsheng.services.channels import calls, mailboxes, sms, wechat
-from minsheng.services.channels.base import Context
+from minsheng.services.channels.base import Context, GatewayRequest
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/v1/channels", tags=["channels"])
 AdminOnly = require_roles(Role.ADMIN)
@@ -45,6 +45,10 @@ def context(state: Platform) -> Context:
     )
 
 
+def _gateway(request: Request, body: bytes) -> GatewayRequest:
+    return GatewayRequest(request.headers, request.query_params, body)
+
+
 def _sms(state: Platform) -> sms.SmsAdapter:
     return sms.SmsAdapter(state.settings.channel_sms_secret, state.settings.channel_signature_max_age_seconds)
 
@@ -55,18 +59,18 @@ def _wechat(state: Platform) -> wechat.WeChatAdapter:
 
 @router.post("/sms/inbound", summary="An upstream SMS from the SMS gateway (HMAC-signed)")
 def sms_inbound(state: StateDep, session: WriteSession, request: Request, body: RawBody) -> dict[str, Any]:
-    return sms.inbound(session, context(state), _sms(state), request.headers, body)
+    return sms.inbound(session, context(state), _sms(state), _gateway(request, body))
 
 
 @router.get("/wechat", summary="WeChat's server URL verification (echoes echostr)", response_class=Response)
 def wechat_verify(state: StateDep, request: Request) -> Response:
-    echo = wechat.verify_url(_wechat(state), request.query_params, state.clock.now())
+    echo = wechat.verify_url(_wechat(state), _gateway(request, b""), state.clock.now())
     return Response(echo, media_type="text/plain")
 
 
 @router.post("/wechat", summary="A message to the official account (signed XML); the passive reply")
 def wechat_inbound(state: StateDep, session: WriteSession, request: Request, body: RawBody) -> Response:
-    xml = wechat.inbound(session, context(state), _wechat(state), request.query_params, body)
+    xml = wechat.inbound(session, context(state), _wechat(state), _gateway(request, body))
     return Response(xml, media_type=XML)
 
 

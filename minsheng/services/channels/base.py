@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,16 +114,27 @@ class Outcome:
     ticket: Ticket | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class GatewayRequest:
+    """What a gateway sent, as the adapter needs it: the signature may be in the headers (generic gateways) or
+    in the query string (WeChat), and is computed over the body's exact bytes."""
+
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
 class Adapter(Protocol):
-    """What every channel adapter offers its router."""
+    """What every push channel's adapter offers (SMS, WeChat; the mailbox is read by `email.poll`)."""
 
     channel: Channel
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
+    def verify(self, request: GatewayRequest, now: datetime) -> None:
         """Raise `SignatureRefused` unless the request comes from the channel's gateway."""
 
-    def parse(self, headers: Mapping[str, str], body: bytes, now: datetime) -> InboundMessage:
-        """The message the gateway sent; `Invalid` (422) when it cannot be read."""
+    def parse(self, request: GatewayRequest, now: datetime) -> InboundMessage | None:
+        """The message the gateway sent (None: nothing for intake, e.g. an event); `Invalid` (422) when it
+        cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +256,6 @@ def receive(
     *,
     prepared: tuple[s.IntakeRequest, Any] | None = None,
     photos: Sequence[Blob] = (),
-    after_intake: Callable[[Session, Ticket, str], None] | None = None,
     actor: Actor | None = None,
 ) -> Outcome:
     """Take one message in, in the caller's transaction (see the module docstring). ``actor``: who takes it
@@ -273,7 +283,7 @@ def receive(
     elif what.kind == "supplement":
         out = _supplement(session, engine, message, what, now, photos)
     else:
-        out = _intake(session, engine, message, now, prepared, photos, after_intake, actor)
+        out = _intake(session, engine, message, now, prepared, photos, actor)
     row = session.get(ChannelMessage, claimed)
     assert row is not None
     row.outcome = out.outcome
@@ -301,7 +311,6 @@ def _intake(
     now: datetime,
     prepared: tuple[s.IntakeRequest, Any] | None,
     photos: Sequence[Blob],
-    after_intake: Callable[[Session, Ticket, str], None] | None,
     actor: Actor | None,
 ) -> Outcome:
     if prepared is not None:
@@ -324,8 +333,6 @@ def _intake(
             now,
         )
     assert code is not None
-    if after_intake is not None:
-        after_intake(session, ticket, code)
     reply = f"您的诉求已受理，工单编号{ticket.number}，查询码{code}。发送工单编号可查询办理进度。"
     return Outcome("intake", reply, ticket.number, code, False, ticket)
 

@@ -17,7 +17,6 @@ limits' citizen messages (`timelimits.messages`); the other answers are sent fro
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from minsheng.domain.states import Channel
 from minsheng.notify.channels import SMS
 from minsheng.services.channels.base import (
     Context,
+    GatewayRequest,
     InboundMessage,
     Outcome,
     prepare,
@@ -56,12 +56,12 @@ class SmsAdapter:
     def __init__(self, secret: str | None, max_age: int) -> None:
         self.secret, self.max_age = secret, max_age
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-        verify_hmac(self.secret, headers, body, now, self.max_age)
+    def verify(self, request: GatewayRequest, now: datetime) -> None:
+        verify_hmac(self.secret, request.headers, request.body, now, self.max_age)
 
-    def parse(self, headers: Mapping[str, str], body: bytes, now: datetime) -> InboundMessage:
+    def parse(self, request: GatewayRequest, now: datetime) -> InboundMessage:
         try:
-            data = SmsInbound.model_validate(json.loads(body))
+            data = SmsInbound.model_validate(json.loads(request.body))
         except (ValueError, ValidationError) as e:
             raise Invalid(f"not an SMS the gateway format describes: {str(e)[:300]}", field="body") from None
         phone = data.sender.replace(" ", "").replace("-", "")
@@ -81,12 +81,10 @@ class SmsAdapter:
         )
 
 
-def inbound(
-    session: Session, ctx: Context, adapter: SmsAdapter, headers: Mapping[str, str], body: bytes
-) -> dict[str, Any]:
+def inbound(session: Session, ctx: Context, adapter: SmsAdapter, request: GatewayRequest) -> dict[str, Any]:
     """The gateway's POST: verified and read before the transaction's first query, then taken in."""
-    adapter.verify(headers, body, ctx.now)
-    message = adapter.parse(headers, body, ctx.now)
+    adapter.verify(request, ctx.now)
+    message = adapter.parse(request, ctx.now)
     out = receive(session, ctx.engine, message, ctx.now, prepared=prepare(ctx.engine, message, ctx.now))
     if not out.duplicate:
         answer(session, ctx, message, out)

@@ -13,7 +13,6 @@ Encrypted (安全模式) messages are not supported: set the account to plaintex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 import httpx
@@ -25,6 +24,7 @@ from wechatpy.utils import check_signature
 from minsheng.domain.states import Channel
 from minsheng.services.channels.base import (
     Context,
+    GatewayRequest,
     InboundMessage,
     Photo,
     SignatureRefused,
@@ -46,8 +46,9 @@ class WeChatAdapter:
     def __init__(self, token: str | None, max_age: int, fetch_timeout: float = 3.0) -> None:
         self.token, self.max_age, self.fetch_timeout = token, max_age, fetch_timeout
 
-    def verify(self, query: Mapping[str, str], now: datetime) -> None:
+    def verify(self, request: GatewayRequest, now: datetime) -> None:
         """WeChat's signature: SHA-1 of the sorted token, timestamp and nonce (wechatpy checks it)."""
+        query = request.query
         if not self.token:
             raise SignatureRefused("the WeChat token is not configured: messages are refused")
         stamp = query.get("timestamp", "")
@@ -58,8 +59,9 @@ class WeChatAdapter:
         except InvalidSignatureException:
             raise SignatureRefused("the signature does not match") from None
 
-    def parse(self, body: bytes, now: datetime) -> InboundMessage | None:
+    def parse(self, request: GatewayRequest, now: datetime) -> InboundMessage | None:
         """The message, or None for what is not a citizen's text or picture (events, voice …)."""
+        body = request.body
         head = body[:2048].lower()
         if b"<!doctype" in head or b"<!entity" in head:
             raise Invalid("XML with a document type is refused", field="body")
@@ -106,12 +108,11 @@ def reply_xml(body: bytes, text: str) -> str:
     return str(create_reply(text, parse_message(body.decode("utf-8"))).render())
 
 
-def inbound(
-    session: Session, ctx: Context, adapter: WeChatAdapter, query: Mapping[str, str], body: bytes
-) -> str:
+def inbound(session: Session, ctx: Context, adapter: WeChatAdapter, request: GatewayRequest) -> str:
     """WeChat's POST: verified and read before the transaction's first query; the passive reply's XML."""
-    adapter.verify(query, ctx.now)
-    message = adapter.parse(body, ctx.now)
+    adapter.verify(request, ctx.now)
+    message = adapter.parse(request, ctx.now)
+    body = request.body
     if message is None:
         return reply_xml(body, GUIDE.format(hotline=ctx.hotline_name))
     photos = save_photos(ctx.attachments_dir, message.photos, ctx.max_attachment_bytes)
@@ -132,10 +133,10 @@ def inbound(
     return reply_xml(body, out.reply)
 
 
-def verify_url(adapter: WeChatAdapter, query: Mapping[str, str], now: datetime) -> str:
+def verify_url(adapter: WeChatAdapter, request: GatewayRequest, now: datetime) -> str:
     """The server URL check (公众号 → 服务器配置): echo ``echostr`` when the signature matches."""
-    adapter.verify(query, now)
-    echo = query.get("echostr", "")
+    adapter.verify(request, now)
+    echo = request.query.get("echostr", "")
     if not echo or len(echo) > 200:
         raise Invalid("echostr is required", field="echostr")
     return echo

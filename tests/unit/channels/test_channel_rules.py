@@ -12,6 +12,7 @@ from wechatpy.utils import WeChatSigner
 
 from minsheng.domain.states import Channel, Rating
 from minsheng.services.channels.base import (
+    GatewayRequest,
     InboundMessage,
     SignatureRefused,
     hmac_signature,
@@ -84,7 +85,7 @@ def test_a_digit_is_a_rating_only_where_the_channel_asks_for_ratings() -> None:
 def test_sms_gateway_message_is_read_and_checked() -> None:
     adapter = SmsAdapter("k", 300)
     body = json.dumps({"message_id": "gw-1", "from": "+86 138-0013-8000", "text": "路灯坏了"}).encode()
-    m = adapter.parse({}, body, NOW)
+    m = adapter.parse(GatewayRequest({}, {}, body), NOW)
     assert (m.sender, m.citizen_phone, m.external_id, m.ratings) == (
         "13800138000",
         "13800138000",
@@ -93,7 +94,7 @@ def test_sms_gateway_message_is_read_and_checked() -> None:
     )
     for bad in (b"[]", b"{", json.dumps({"message_id": "a b", "from": "1380013", "text": "x"}).encode()):
         with pytest.raises(Invalid):
-            adapter.parse({}, bad, NOW)
+            adapter.parse(GatewayRequest({}, {}, bad), NOW)
 
 
 def _wechat_query(token: str) -> dict[str, str]:
@@ -104,21 +105,21 @@ def _wechat_query(token: str) -> dict[str, str]:
 
 def test_wechat_signature_and_messages() -> None:
     adapter = WeChatAdapter("tok", 300)
-    adapter.verify(_wechat_query("tok"), NOW)
+    adapter.verify(GatewayRequest({}, _wechat_query("tok"), b""), NOW)
     with pytest.raises(SignatureRefused):
-        adapter.verify(_wechat_query("other"), NOW)
+        adapter.verify(GatewayRequest({}, _wechat_query("other"), b""), NOW)
     with pytest.raises(SignatureRefused):
-        WeChatAdapter(None, 300).verify(_wechat_query("tok"), NOW)
+        WeChatAdapter(None, 300).verify(GatewayRequest({}, _wechat_query("tok"), b""), NOW)
     text = (
         b"<xml><ToUserName>gh</ToUserName><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>"
         b"<MsgType>text</MsgType><Content><![CDATA[\xe4\xbd\xa0\xe5\xa5\xbd]]></Content><MsgId>42</MsgId></xml>"
     )
-    m = adapter.parse(text, NOW)
+    m = adapter.parse(GatewayRequest({}, {}, text), NOW)
     assert m is not None and (m.external_id, m.sender, m.text, m.reply_to) == ("msg:42", "oU1", "你好", "oU1")
     event = b"<xml><FromUserName>oU1</FromUserName><MsgType>event</MsgType><Event>subscribe</Event></xml>"
-    assert adapter.parse(event, NOW) is None
+    assert adapter.parse(GatewayRequest({}, {}, event), NOW) is None
     with pytest.raises(Invalid):
-        adapter.parse(b'<!DOCTYPE xml [<!ENTITY e "x">]><xml>&e;</xml>', NOW)
+        adapter.parse(GatewayRequest({}, {}, b'<!DOCTYPE xml [<!ENTITY e "x">]><xml>&e;</xml>'), NOW)
 
 
 def test_a_mail_is_read_with_its_images_only() -> None:
