@@ -2,7 +2,8 @@
 
 `add` registers a partner and prints its shared secret as the last line (shown this once; pages and lists show
 only its last characters), so that a script can take it with `… | tail -n 1` and hand it to the partner's
-administrators. `list` shows the registry, `disable` stops a partner (its calls get 404, nothing more is sent).
+administrators. `list` shows the registry, `disable` stops a partner (its calls get 404, nothing more is sent),
+`rotate-secret` replaces a secret (printed once the same way).
 Every change is recorded in the audit log with the CLI as its actor.
 """
 
@@ -103,3 +104,24 @@ def partners_disable(
             session.info[audit.ACTOR_KEY] = audit.CLI
             registry.update_partner(session, code, utcnow(), active=False)
     console.print(f"[green]✓[/] partner {code} disabled")
+
+
+@app.command("rotate-secret")
+@guarded
+def partners_rotate(
+    code: Annotated[str, typer.Argument(help="The partner's code.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a partner a new shared secret, printed once as the last line; the old one stops working at once."""
+    from minsheng.services import audit
+    from minsheng.services.partners import registry
+    from minsheng.services.uow import writing
+
+    settings = load_settings(database_url)
+    with open_db(settings) as db:
+        audit.record_changes(db)
+        with writing(db) as session:
+            session.info[audit.ACTOR_KEY] = audit.CLI
+            secret = registry.rotate_secret(session, code, utcnow())
+    console.print(f"[green]✓[/] partner {code}: new shared secret (shown once):")
+    print(secret)

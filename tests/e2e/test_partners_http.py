@@ -394,8 +394,13 @@ def _registry(app_client: TestClient, login: Login, db: Database, db_url: str) -
     assert r.status_code == 303 and "err=" not in r.headers["location"]
     r = admin.post("/admin/partners/12315", data={**form, "takes": "nope"}, follow_redirects=False)
     assert "err=" in r.headers["location"]
+    r = runner.invoke(cli, ["partners", "rotate-secret", "12315", *args])
+    assert r.exit_code == 0, r.output
+    rotated = r.output.strip().splitlines()[-1]
+    assert rotated != secret and len(rotated) >= 32
     r = runner.invoke(cli, ["partners", "disable", "12315", *args])
     assert r.exit_code == 0, r.output
+    assert runner.invoke(cli, ["partners", "disable", "nope", *args]).exit_code == 2
     with reading(db) as session:
         p = registry.get_partner(session, "12315")
         assert (p.name, p.takes, p.ack_warn_minutes, p.active) == (
@@ -415,8 +420,12 @@ def _registry(app_client: TestClient, login: Login, db: Database, db_url: str) -
         ("create", "cli"),
         ("update", "admin"),
         ("update", "cli"),
+        ("update", "cli"),
     ]
-    assert audit[0].after["secret"] == "******" and secret not in json.dumps([a.after for a in audit])
+    assert audit[0].after["secret"] == "******" and audit[2].after["secret"] == "******"
+    assert secret not in json.dumps([a.after for a in audit]) and rotated not in json.dumps(
+        [a.after for a in audit]
+    )
 
 
 # Three tests, not six: each costs a migrated database and an app per store (~4 s on PostgreSQL).
