@@ -48,7 +48,8 @@ def find_hotspots(
     With ``since``, requests before it are the previous period: they join topics (for the trend, ``previous``)
     but only requests from ``since`` on make a topic and its heat. ``known`` maps place and area names the caller
     knows to their kind (``"estate"``, ``"district"`` …). Requests whose ids are in ``private`` (confidential
-    tickets) are counted but never quoted as a topic's summary while another member can be.
+    tickets) are grouped and counted, but a topic's place, crowd, summary and keywords come from its other
+    requests only (a topic of private requests alone has an empty summary and the place of its area).
     """
     usable = [r for r in requests if any(t and t.strip() for t in r.texts)]
     if len(usable) < options.min_count:
@@ -98,18 +99,21 @@ def _describe(
     trend = growth(times)
     area, area_name = _area(requests)
     lat, lon = _point(requests)
+    # What a topic is said to be comes from the requests that may be quoted: a confidential one counts, but its
+    # words never reach a page.
+    quotable = [i for i in current if prepared[i].request.id not in private]
     return Hotspot(
         rank=0,
         heat=heat(len(current), people, span, trend, support, against, options.weights),
-        place=_place(prepared, current, area_name),
-        crowd=_crowd(prepared, current),
-        summary=_summary(prepared, current, matrix, private),
+        place=_place(prepared, quotable, area_name) if quotable else area_name,
+        crowd=_crowd(prepared, quotable),
+        summary=_summary(prepared, current, matrix, quotable) if quotable else "",
         ticket_ids=tuple(r.id for r in requests),
         first=times[0],
         last=times[-1],
         count=len(current),
         voices=people,
-        keywords=_keywords(matrix, vocabulary, current),
+        keywords=_keywords(prepared, matrix, vocabulary, quotable) if quotable else (),
         area=area,
         area_name=area_name,
         lat=lat,
@@ -177,10 +181,9 @@ def _crowd(prepared: Sequence[Prepared], members: list[int]) -> str | None:
 
 
 def _summary(
-    prepared: Sequence[Prepared], members: list[int], matrix: sp.csr_matrix, private: frozenset[str]
+    prepared: Sequence[Prepared], members: list[int], matrix: sp.csr_matrix, quotable: list[int]
 ) -> str:
-    """The title of the member most like the others (the medoid): what a reader would have written."""
-    quotable = [i for i in members if prepared[i].request.id not in private] or members
+    """The title of the quotable member most like all members (the medoid): what a reader would have written."""
     rows = matrix[members]
     mean = np.asarray((matrix[quotable] @ rows.T).sum(axis=1)).ravel()
     best = quotable[int(np.argmax(mean))]
@@ -190,10 +193,14 @@ def _summary(
     return line if len(line) <= _SUMMARY_CHARS else line[: _SUMMARY_CHARS - 1] + "…"
 
 
-def _keywords(matrix: sp.csr_matrix, vocabulary: list[str], members: list[int]) -> tuple[str, ...]:
+def _keywords(
+    prepared: Sequence[Prepared], matrix: sp.csr_matrix, vocabulary: list[str], members: list[int]
+) -> tuple[str, ...]:
+    """The heaviest words of the members' mean vector (whole words, not the character pairs of long ones)."""
+    words = frozenset().union(*(prepared[i].words for i in members))
     centre = np.asarray(matrix[members].mean(axis=0)).ravel()
-    order = np.argsort(-centre)[:_KEYWORDS]
-    return tuple(vocabulary[j] for j in order if centre[j] > 0)
+    order = [j for j in np.argsort(-centre) if centre[j] > 0 and vocabulary[j] in words]
+    return tuple(vocabulary[j] for j in order[:_KEYWORDS])
 
 
 def _area(requests: Sequence[Request]) -> tuple[str | None, str | None]:

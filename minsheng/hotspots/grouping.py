@@ -2,7 +2,8 @@
 
 Each request is read once (:func:`prepare`): its words (jieba), the places, administrative names and crowds they
 name (:mod:`minsheng.hotspots.places`), and its *problem words*: the words left when places, administrative
-names, request words (投诉, 反映 …) and function words are taken out, the title's twice. The problem words are
+names, request words (投诉, 反映 …) and function words are taken out, the title's twice. A word of three characters or more also
+counts by its character pairs, so that 拖欠工资 meets 工资. The problem words are
 weighted by TF-IDF (scikit-learn, sublinear term frequency, L2 norm), so two requests' problem similarity is the
 cosine of their vectors.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,15 @@ import scipy.sparse as sp
 
 from minsheng.hotspots.places import Found, find_places
 from minsheng.hotspots.records import Request
-from minsheng.hotspots.words import ADMIN_SUFFIXES, REQUEST_WORDS, STOP_WORDS, Word, tag_words
+from minsheng.hotspots.words import (
+    ADMIN_SUFFIXES,
+    CROWD_WORDS,
+    REQUEST_WORDS,
+    STOP_WORDS,
+    KnownNames,
+    Word,
+    tag_words,
+)
 from minsheng.triage.textnorm import normalize
 
 __all__ = ["Prepared", "Thresholds", "group", "prepare", "vectorise"]
@@ -39,18 +48,21 @@ __all__ = ["Prepared", "Thresholds", "group", "prepare", "vectorise"]
 # letter repeats it and costs tokenising time.
 MAX_CHARS = 600
 PLACE_CHARS = 150
-_BLOCK = 1024  # rows of the similarity product computed at once
+_BLOCK = 1024
+_CROWDS = frozenset(
+    CROWD_WORDS
+)  # who asks is the crowd's business, not the problem's  # rows of the similarity product computed at once
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    same_place: float = 0.2
-    same_area: float = 0.3
+    same_place: float = 0.1
+    same_area: float = 0.2
     same_text: float = 0.55
     #: A place key shared by more requests than this share of all (and more than 30) is a common word, not a place.
     max_key_share: float = 0.05
     #: Average-linkage cut: members of one topic are on average at least this similar.
-    cohesion: float = 0.2
+    cohesion: float = 0.1
     #: Without citizen keys, requests this similar count as one voice (the same person writing again).
     duplicate: float = 0.85
 
@@ -60,7 +72,7 @@ class Prepared:
     request: Request
     found: Found
     problem: list[str]
-    title_words: list[str] = field(default_factory=list)
+    words: frozenset[str] = frozenset()  # the problem's whole words (keywords are chosen among them)
 
     @property
     def regions(self) -> dict[str, frozenset[str]]:
@@ -76,21 +88,31 @@ class Prepared:
 _ADMIN_BY_LENGTH = sorted(ADMIN_SUFFIXES.items(), key=lambda kv: -len(kv[0]))
 
 
-def _problem_words(words: list[Word], skip: set[int], title_end: int) -> tuple[list[str], list[str]]:
+def _problem_words(
+    words: list[Word], skip: set[int], title_end: int
+) -> tuple[list[str], list[str], frozenset[str]]:
+    """The title's and the rest's problem words (with the character pairs of long words), and the whole words."""
     body: list[str] = []
     title: list[str] = []
+    whole: set[str] = set()
     for i, w in enumerate(words):
         t = w.text
-        if i in skip or w.punct or len(t) < 2 or t in STOP_WORDS or t in REQUEST_WORDS:
+        if i in skip or w.punct or len(t) < 2 or t in STOP_WORDS or t in REQUEST_WORDS or t in _CROWDS:
             continue
         if t.isascii() and not t.isalpha():
             continue  # numbers, codes, amounts
-        (title if w.start < title_end else body).append(t.lower())
-    return title, body
+        t = t.lower()
+        whole.add(t)
+        # A long word also counts by its character pairs: 拖欠工资 meets 拖欠 | 工资 and 工人工资.
+        (title if w.start < title_end else body).extend(
+            [t, *(t[k : k + 2] for k in range(len(t) - 1))] if len(t) > 2 else [t]
+        )
+    return title, body, frozenset(whole)
 
 
 def prepare(requests: Sequence[Request], known: Mapping[str, str] | None = None) -> list[Prepared]:
     """Read every request once: words, places, problem words."""
+    known = KnownNames(known) if known else None
     out: list[Prepared] = []
     for r in requests:
         title = normalize(r.title, max_chars=200, lower=False)
@@ -103,9 +125,9 @@ def prepare(requests: Sequence[Request], known: Mapping[str, str] | None = None)
         # letter names the places it compares with, passes or remembers, and those would join unrelated requests.
         place_end = len(title) + 1 + PLACE_CHARS
         found = find_places([w for w in words if w.start < place_end], known, len(title))
-        title_words, body = _problem_words(words, found.place_words, len(title))
+        title_words, body, whole = _problem_words(words, found.place_words, len(title))
         # The title states the problem in a few words; counted twice it outweighs the letter's digressions.
-        out.append(Prepared(r, found, title_words * 2 + body, title_words))
+        out.append(Prepared(r, found, title_words * 2 + body, whole))
     return out
 
 

@@ -24,6 +24,7 @@ from minsheng.hotspots.words import (
     KNOWN,
     PLACE_SUFFIXES,
     Word,
+    tag_of,
 )
 
 __all__ = ["Crowd", "Found", "Mention", "find_places"]
@@ -132,12 +133,18 @@ def _specific(modifiers: list[Word], last: Word, suffix: str, after_admin: bool)
     if last.tag == KNOWN:
         return True
     if len(last.text) > len(suffix) and (last.is_name or last.tag in ("ns", "nt")):
-        return True  # 金帆路, 塘田村: the name and its suffix in one word jieba did not know
+        # 金帆路, 塘田村: the name and its suffix in one word jieba did not know; but 加工厂 is a kind of place.
+        return tag_of(last.text[: len(last.text) - len(suffix)]).startswith(
+            ("ns", "nr", "nz", "nt", "?", "n", "j")
+        )
     if not modifiers:
         return False
     if any(w.is_name for w in modifiers) or after_admin:
         return True
-    return sum(len(w.text) for w in modifiers) >= 3  # 幸福里小区; 热门学校 and 公办幼儿园 are not names
+    length = sum(len(w.text) for w in modifiers)
+    if last.text == suffix and len(suffix) >= 2 and PLACE_SUFFIXES.get(suffix) in ("estate", "community"):
+        return length >= 2  # 明月小区, 和平社区: estates are named in two characters
+    return length >= 3  # 幸福里小区; 热门学校 and 公办幼儿园 are not names
 
 
 def _line(modifiers: list[Word], word: Word, suffix: str) -> bool:
@@ -176,6 +183,8 @@ class _Run:
             for w in reversed(modifiers):
                 if not w.is_name or len(front) == 2:
                     break
+                if len(word.text) > len(suffix) and not (w.is_code or w.tag in ("ns", "nz")):
+                    break  # 高新区 is whole: "现于高新区" names 高新区
                 front.insert(0, w)
                 if w.is_code:
                     break  # anonymised data names a district by its code alone: "提振K7县" is K7县
@@ -249,7 +258,9 @@ def find_places(words: list[Word], known: Mapping[str, str] | None = None, title
             run = _Run(found, known, title_end)
         elif w.text == "的" and run.last_place is not None and not run.pending:
             continue  # "幸福里小区的业主": the place still names the crowd across one 的
-        elif w.breaks_name or (w.tag == "vn" and not any(p.is_name for _, p in run.pending)):
+        elif w.breaks_name or (
+            w.tag == "vn" and run.last_place is None and not any(p.is_name for _, p in run.pending)
+        ):
             # A verbal noun belongs to a name only after a name (鑫源建筑劳务公司), not before one (调整线路).
             run = _Run(found, known, title_end)
         else:
@@ -266,7 +277,8 @@ def _continues(word: Word, closing: tuple[str, str], after: tuple[str, str] | No
     if after is None or word.tag == KNOWN or (word.text in ("路", "线")):
         return False
     kind, suffix = closing
-    return not (kind == "admin" and len(word.text) == len(suffix))  # A5 | 区 | 佳园: the district ends at 区
+    # A5 | 区 | 佳园, 幸福里 | 小区 | 机械厂: a suffix standing alone ends the name.
+    return not (word.text == suffix and (kind == "admin" or len(suffix) >= 2))
 
 
 def _crowd_word(text: str) -> str | None:

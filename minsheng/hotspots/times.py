@@ -10,7 +10,7 @@ __all__ = ["parse_time"]
 # 2019/4/25 9:32:09, 2019-04-25 09:32, 2019.4.25, 2019年4月25日 9时32分: date, then an optional time.
 _LOOSE = re.compile(
     r"^(\d{4})[/.\-年](\d{1,2})[/.\-月](\d{1,2})日?"
-    r"(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?)?秒?)?$"
+    r"(?:[ T]*(\d{1,2})[:时点](\d{1,2})分?(?::(\d{1,2})|(\d{1,2})秒)?(?:\.\d+)?)?$"
 )
 
 
@@ -29,7 +29,8 @@ def parse_time(text: str) -> datetime:
     m = _LOOSE.match(value)
     if m is None:
         raise ValueError(f"unreadable time {value!r}")
-    year, month, day, hour, minute, second = (int(g) if g else 0 for g in m.groups())
+    year, month, day, hour, minute, second, seconds = (int(g) if g else 0 for g in m.groups())
+    second = second or seconds
     try:
         return datetime(year, month, day, hour, minute, second)
     except ValueError as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,9 @@ __all__ = [
     "REQUEST_WORDS",
     "STOP_WORDS",
     "UNKNOWN",
+    "KnownNames",
     "Word",
+    "tag_of",
     "tag_words",
 ]
 
@@ -82,7 +84,7 @@ PLACE_SUFFIXES: Mapping[str, str] = {
     **dict.fromkeys(
         _split(
             "公司 有限公司 厂 工厂 集团 学院 大学 中学 小学 学校 幼儿园 医院 卫生院 诊所 银行 酒店 宾馆 市场 "
-            "超市 商场 商城 项目 工地 搅拌站 垃圾站 中转站 加油站 站 养殖场 屠宰场 停车场 球场 场 局 分局 派出所 所 "
+            "超市 商场 商城 项目 工地 搅拌站 垃圾站 中转站 加油站 站 养殖场 屠宰场 停车场 球场 场 派出所 所 "
             "馆 中心 协会 合作社 KTV 酒吧 网吧 餐馆 饭店 大排档 门面 商铺 门店 工作室 培训班 培训学校 驾校 物业 "
             "矿 砂场 石场 电站 基地 园区 景区 校区 寺 庙 水库 河 湖 港"
         ),
@@ -96,9 +98,9 @@ CROWD_WORDS: tuple[str, ...] = tuple(
         set(
             _split(
                 "业主 居民 住户 村民 学生 大学生 家长 教师 老师 教职工 工人 农民工 员工 职工 商户 个体户 摊贩 乘客 "
-                "司机 出租车司机 老人 老年人 患者 病人 考生 租户 租客 购房者 购房户 消费者 退休人员 退休职工 残疾人 "
+                "司机 出租车司机 老年人 患者 病人 考生 租户 租客 购房者 购房户 消费者 退休人员 退休职工 残疾人 "
                 "环卫工人 快递员 外卖员 学员 会员 投资人 储户 拆迁户 被拆迁户 安置户 失地农民 农民 渔民 果农 菜农 "
-                "养殖户 家属 业主们 居民们 村民们 学生们 家长们 工人们 小区居民 小区业主 幼儿 孩子 儿童 新生"
+                "养殖户 业主们 居民们 村民们 学生们 家长们 工人们 小区居民 小区业主 新生"
             )
         ),
         key=lambda w: (-len(w), w),
@@ -124,11 +126,19 @@ STOP_WORDS = frozenset(
         "这个 那个 这些 那些 一个 一些 有 没有 没 不 很 太 更 最 能 会 要 想 可以 可能 应该 需要 进行 造成 导致 "
         "存在 出现 发生 由于 因为 所以 如果 虽然 但是 而且 并且 然后 以及 还是 或者 其中 其他 等 等等 如下 "
         "我 你 他 她 它 他们 她们 自己 什么 哪里 那里 这里 上 下 中 内 外 前 后 里 时 年 月 日 号 天 "
-        "个人 人员 工作 方面 单位 地方 时候 时间 原因 结果 情况下 今天 昨天 明天 晚上 白天 上午 下午"
+        "个人 人员 工作 方面 单位 地方 时候 时间 原因 结果 情况下 今天 昨天 明天 晚上 白天 上午 下午 "
+        "旁边 附近 周边 周围 对面 门口 东边 西边 南边 北边 里面 外面 一带 影响 生活 希望 能够 一定 有人 没人"
     )
 )
 
 _SUFFIX_WORDS = frozenset(PLACE_SUFFIXES)
+_TIME_WORDS = frozenset(
+    _split(
+        "今天 昨天 明天 前天 后天 晚上 白天 上午 下午 中午 早上 早晨 傍晚 夜间 夜里 夜晚 半夜 深夜 凌晨 去年 今年 "
+        "明年 前年 现在 目前 以前 以后 之前 之后 最近 近日 近期 近年 平时 每天 当时 当天 期间 周末 节假日 春节 "
+        "国庆 暑假 寒假 年底 年初 月底 月初 上周 本周 下周 上月 本月 下月 同时 随后 此前 至今 如今 当年 早期"
+    )
+)
 # A word that is only punctuation, whitespace or symbols.
 _PUNCT = re.compile(r"^[\W_]+$")
 # Tags that end a place name: verbs, prepositions, conjunctions, particles, pronouns, adverbs, time words.
@@ -142,7 +152,8 @@ _NOT_IN_NAMES = frozenset(
     _split(
         "附近 周边 旁边 门口 对面 里面 外面 前面 后面 周围 一带 沿线 旁 内 外 前 后 本 该 各 全市 全县 全区 全省 "
         "当地 本地 城区 农村 城市 公办 民办 私立 公立 新建 大型 小型 热门 部分 所有 多个 多家 部分 几所 其他 "
-        "我市 我县 我区 我省 本市 本县 本区 周边地区 老旧 普通 有些 一所 一家 这家 那家 这所 那所 "
+        "我市 我县 我区 我省 本市 本县 本区 周边地区 老旧 普通 有些 一所 一家 这家 那家 这所 那所 整个 高档 "
+        "商品房 安置 回迁 新 老 整体 多数 大部分 该小区 本小区 小区内 沿路 沿途 一路 马路 路上 路边 路面 "
         "问题 情况 事情 反映 投诉 举报 咨询 建议 请求 要求 希望 关于 位于 居住 住在 家住 地处 临街 沿街 "
         "居民区 旧城区 老城区 新城区 市区 郊区 辖区 开发区 工业区 商业区 住宅区 生活区 保护区 示范区 服务区 试验区 老区 "
         "山区 湖区 学区 城区 该区 本区 全区 各区 各县 各市 "
@@ -181,6 +192,8 @@ class Word:
             or self.text in _SUFFIX_WORDS
         ):
             return False  # 站 (v), 超市 (v): jieba's tags are of the word's other senses
+        if self.tag == "t":
+            return self.text in _TIME_WORDS  # jieba tags 明月 (明月小区) a time word too
         return self.tag.startswith(_BREAK_TAGS)
 
     @property
@@ -211,6 +224,11 @@ def _tag_table() -> dict[str, str]:
                 table: Any = jieba.posseg.dt.word_tag_tab
                 _tags = dict(table)
     return _tags
+
+
+def tag_of(word: str) -> str:
+    """jieba's part of speech of a word, :data:`UNKNOWN` for a word its dictionary lacks."""
+    return _tag_table().get(word, UNKNOWN)
 
 
 def tag_words(text: str, known: Mapping[str, str] | None = None) -> list[Word]:
@@ -248,15 +266,36 @@ def tag_words(text: str, known: Mapping[str, str] | None = None) -> list[Word]:
     return out
 
 
+class KnownNames(Mapping[str, str]):
+    """Names the caller knows (name → kind), with what a left-to-right scan of a text needs built once: the
+    lengths of the names and their first characters."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self._names = dict(names)
+        self.lengths = sorted({len(k) for k in self._names}, reverse=True)
+        self.firsts = frozenset(k[0] for k in self._names if k)
+
+    def __getitem__(self, key: str) -> str:
+        return self._names[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def _split_known(text: str, known: Mapping[str, str]) -> list[tuple[str, int, bool]]:
     """``text`` as pieces (text, start, is a known name), longest known names first, left to right."""
     if not known:
         return [(text, 0, False)]
-    lengths = sorted({len(k) for k in known}, reverse=True)
+    names = known if isinstance(known, KnownNames) else KnownNames(known)
     pieces: list[tuple[str, int, bool]] = []
     last = i = 0
     while i < len(text):
-        hit = next((n for n in lengths if text[i : i + n] in known), 0)
+        hit = 0
+        if text[i] in names.firsts:
+            hit = next((n for n in names.lengths if text[i : i + n] in names), 0)
         if hit:
             if i > last:
                 pieces.append((text[last:i], last, False))
