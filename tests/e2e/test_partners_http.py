@@ -143,6 +143,13 @@ def _inbound_once_and_refusals(
     )
     r = _post(app_client, "/api/v1/partners/12315/transfers", sim, {**other, "category": "010101"})
     assert r.status_code == 422
+    with writing(db) as session:
+        registry.update_partner(session, "12315", clock.now(), sends=[])
+    r = _post(app_client, "/api/v1/partners/12315/transfers", sim, {**other, "category": "9999"})
+    assert r.status_code == 422 and "unknown category" in r.text
+    for bad in ({"lat": 95, "lon": 1}, {"caller": {"phone": "call me"}}, {"urgency": "now"}, {"text": " "}):
+        r = _post(app_client, "/api/v1/partners/12315/transfers", sim, {**other, **bad})
+        assert r.status_code == 422, (bad, r.text)
     raw, headers = b"\xff not json", signed_headers(sim.secret, b"\xff not json", clock.now())
     assert (
         app_client.post("/api/v1/partners/12315/transfers", content=raw, headers=headers).status_code == 422

@@ -26,7 +26,7 @@ from minsheng.services.errors import Conflict, Invalid
 from minsheng.services.intake_writer import IntakeWriter
 from minsheng.services.partners.signing import parse, signed_partner
 from minsheng.storage.db import Database
-from minsheng.storage.models import Ticket
+from minsheng.storage.models import Category, Ticket
 from minsheng.storage.partner_tables import Partner, PartnerTransfer
 
 Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
@@ -111,6 +111,8 @@ def receive_transfer(
         partner = signed_partner(session, code, headers, body, now, tolerance)
         m = parse(InboundTransfer, body)
         req = _request(partner, m)
+        if m.category and session.scalar(select(Category.id).where(Category.code == m.category)) is None:
+            raise Invalid(f"unknown category {m.category!r}", field="category")
         number = _existing(session, partner.id, m.incident_id)
         partner_id, partner_name = partner.id, partner.name
     ack = {"incident_id": m.incident_id, "status": "accepted"}
