@@ -2,7 +2,8 @@
 telephony system posts the call record, signed; it is linked to that ticket and shows on the ticket's page and
 on the operator's desk, the caller masked for a leader; the ticket goes through dispatch to close and the SMS
 go back out to the caller. A record posted twice is stored once; a bad signature is refused and stores nothing.
-The CSV and XLSX import (`minsheng import calls`) links the same way and lists the refused rows."""
+The CSV and XLSX import (`minsheng import calls`), in the same test, links the same way and lists the refused
+rows."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def test_call_record_links_to_the_ticket_made_during_the_call(
     staff: Callable[[str], TestClient],
     clock: FixedClock,
     db: Database,
+    db_url: str,
+    tmp_path: Path,
     sms_gateway: FakeSmsGateway,
 ) -> None:
     c = channel_client
@@ -110,23 +113,19 @@ def test_call_record_links_to_the_ticket_made_during_the_call(
     texts = sms_gateway.texts_to(CALLER)
     assert len(texts) == 2 and number in texts[0] and "已办结" in texts[1]
 
+    _import_files(op, db, db_url, tmp_path)
 
-def test_import_calls_from_csv_and_xlsx(
-    channel_client: TestClient,
-    staff: Callable[[str], TestClient],
-    clock: FixedClock,
-    db: Database,
-    db_url: str,
-    tmp_path: Path,
-) -> None:
-    op = staff("operator1")
+
+def _import_files(op: TestClient, db: Database, db_url: str, tmp_path: Path) -> None:
+    """`minsheng import calls` from CSV then XLSX: linked the same way, refused rows listed, nothing twice."""
+    caller = "13655557777"
     number = op.post(
-        "/api/v1/tickets", json={"channel": "phone", "detail": "噪声扰民", "citizen_phone": CALLER}
+        "/api/v1/tickets", json={"channel": "phone", "detail": "噪声扰民", "citizen_phone": caller}
     ).json()["number"]
     csv = tmp_path / "calls.csv"
     csv.write_text(
         "话单编号,主叫号码,开始时间,通话时长,坐席,录音,工单编号\n"
-        f"C-1,{CALLER},2026-11-21 08:59:00,60,operator1,rec/1.wav,\n"  # Beijing time: 00:59 UTC, ticket 01:00
+        f"C-1,{caller},2026-11-21 09:01:00,60,operator1,rec/1.wav,\n"  # Beijing time: 01:01 UTC, ticket 01:02
         "C-2,13900000000,2026-11-21 09:30:00,30,operator1,,\n"
         "C-3,not-a-phone,2026-11-21 09:31:00,30,operator1,,\n"
         "C-4,13900000001,yesterday,30,operator1,,\n",
@@ -144,7 +143,7 @@ def test_import_calls_from_csv_and_xlsx(
     ws = wb.active
     assert ws is not None
     ws.append(["call_id", "caller", "started_at", "duration_seconds", "agent", "ticket_number"])
-    ws.append(["C-1", CALLER, "2026-11-21T08:59:00+08:00", 60, "operator1", None])
+    ws.append(["C-1", caller, "2026-11-21T09:01:00+08:00", 60, "operator1", None])
     ws.append(["X-9", "13900000002", "2026-11-21T10:00:00+08:00", 10, "operator1", number])
     xlsx = tmp_path / "calls.xlsx"
     wb.save(xlsx)
@@ -152,5 +151,5 @@ def test_import_calls_from_csv_and_xlsx(
     assert result.exit_code == 0, result.output
     assert "added 1, already there 1, linked to a ticket 1" in result.output
     with db.read_sessions() as s, s.begin():
-        assert s.scalar(select(func.count()).select_from(CallRecord)) == 3
+        assert s.scalar(select(func.count()).select_from(CallRecord)) == 5  # with the webhook's two
     assert {x["call_id"] for x in op.get(f"/api/v1/channels/calls/ticket/{number}").json()} == {"C-1", "X-9"}

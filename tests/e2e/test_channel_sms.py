@@ -110,14 +110,17 @@ def test_sms_from_gateway_to_rated_ticket(
     deliver(c, clock)
     assert any("感谢您对工单" in x and number in x for x in sms_gateway.texts_to(PHONE))
 
+    # A caller with two closed tickets: the digits rate the latest first, then the one before.
+    _latest_closed_is_rated_first(c, staff, clock, "13912340000")
 
-def test_a_rating_reply_rates_the_callers_latest_closed_ticket(
-    channel_client: TestClient, staff: Callable[[str], TestClient], clock: FixedClock
+
+def _latest_closed_is_rated_first(
+    c: TestClient, staff: Callable[[str], TestClient], clock: FixedClock, phone: str
 ) -> None:
-    c = channel_client
+    """Two closed tickets of one caller: each digit rates the latest still waiting for the citizen's rating."""
     numbers = []
     for i, text in enumerate(("和平街道噪声扰民，夜里施工", "幸福路井盖缺失，很危险")):
-        r = _post(c, clock, {"message_id": f"m-{i}", "from": PHONE, "text": text})
+        r = _post(c, clock, {"message_id": f"m-{i}", "from": phone, "text": text})
         numbers.append(r.json()["ticket"])
         clock.advance(timedelta(minutes=5))
     close_ticket(staff, numbers[0])
@@ -126,9 +129,9 @@ def test_a_rating_reply_rates_the_callers_latest_closed_ticket(
     # Another caller's digit rates none of them.
     r = _post(c, clock, {"message_id": "other", "from": "13700000000", "text": "1"})
     assert r.json()["outcome"] == "unmatched"
-    r = _post(c, clock, {"message_id": "m-r1", "from": PHONE, "text": "4"})
+    r = _post(c, clock, {"message_id": "m-r1", "from": phone, "text": "4"})
     assert r.json()["ticket"] == numbers[1]
-    r = _post(c, clock, {"message_id": "m-r2", "from": PHONE, "text": "1"})
+    r = _post(c, clock, {"message_id": "m-r2", "from": phone, "text": "1"})
     assert r.json()["ticket"] == numbers[0]
     op = staff("operator1")
     assert op.get(f"/api/v1/tickets/{numbers[1]}").json()["rating"] == "dissatisfied"
