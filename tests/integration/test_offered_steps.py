@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -220,6 +221,11 @@ def _check(
 def test_every_step_offered_is_accepted_and_every_refused_one_is_not_offered(
     db: Database, clock: FixedClock
 ) -> None:
+    if not db.is_sqlite:
+        # The rules are Python over rows already loaded, the same on both stores; the ~3,000 savepoints cost
+        # 15-70 s on PostgreSQL on the CI host. The steps themselves run on PostgreSQL in test_ticket_loop and
+        # the HTTP tests, and the request_close case below runs on both.
+        pytest.skip("store-independent rules: the full matrix runs on SQLite")
     c = City(db, clock)
     with writing(db) as session:
         small_city(session, clock.now())
