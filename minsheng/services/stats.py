@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from minsheng.domain.masking import CONFIDENTIAL_TITLE, mask_address, mask_name
 from minsheng.domain.roles import Role
@@ -36,7 +36,7 @@ from minsheng.services.auth import Principal
 from minsheng.services.errors import Invalid, NotFound
 from minsheng.services.exports import Cell, Column, ExportTable, Format
 from minsheng.services.measures import MeasureRow, MeasureTable, RankRow, Scope, measure_table, ranking
-from minsheng.storage.models import Area, Assignment, Ticket, TimelineEvent, Unit
+from minsheng.storage.models import Area, Assignment, Category, Ticket, TimelineEvent, Unit
 
 LIST_LIMIT = 50
 # The events whose text is the reply a citizen got: the lead unit's request to close, a desk answer.
@@ -136,6 +136,27 @@ def _area_scope(session: Session, area: Area, city: str, *, root: bool) -> Scope
     )
 
 
+def key_label(session: Session, key: str | None) -> str:
+    """What a table row's key ("area:C01", "unit:CGJ", "day:2026-11-03" …) names, in Chinese."""
+    if not key:
+        return ""
+    kind, _, code = key.partition(":")
+    models: dict[str, type[Area] | type[Unit] | type[Category]] = {
+        "area": Area,
+        "unit": Unit,
+        "category": Category,
+    }
+    model = models.get(kind)
+    if model is not None:
+        return session.scalar(select(model.name).where(model.code == code)) or code or "未分类"
+    if kind == "channel":
+        return _CHANNEL_LABELS.get(code, code)
+    try:
+        return Period.parse(code).label
+    except ValueError:
+        return key
+
+
 def unit_choices(session: Session) -> list[dict[str, Any]]:
     """Units that handle tickets (not the centre, not external ones), by kind then code."""
     rows = session.scalars(
@@ -177,12 +198,10 @@ def children_map(session: Session, scope: ScopeView, limit: int = 3000) -> dict[
 def unit_may_list(unit_id: int) -> ColumnElement[bool]:
     """What a handling unit may list: the tickets it holds now (visible_to), and those it handled before that
     are not confidential (past_viewer)."""
-    had = exists().where(Assignment.ticket_id == Ticket.id, Assignment.unit_id == unit_id)
-    held = exists().where(
-        Assignment.ticket_id == Ticket.id,
-        Assignment.unit_id == unit_id,
-        Assignment.state.in_(_ACTIVE),
-    )
+    # An alias: a query that joins the assignments itself (a unit's returns) must not correlate these away.
+    a = aliased(Assignment)
+    had = exists().where(a.ticket_id == Ticket.id, a.unit_id == unit_id)
+    held = exists().where(a.ticket_id == Ticket.id, a.unit_id == unit_id, a.state.in_(_ACTIVE))
     return or_(held, and_(had, Ticket.confidential.is_(False)))
 
 
@@ -266,7 +285,8 @@ def tickets_by_ids(
 def returned_by_unit(
     session: Session, unit_id: int, start: datetime, end: datetime, *, limit: int = LIST_LIMIT
 ) -> list[dict[str, Any]]:
-    """The unit's returns in [start, end): ticket, when, why (no confidential ticket's title)."""
+    """The unit's returns in [start, end): ticket, when, why; a confidential ticket only while the unit still
+    holds it (`unit_may_list`)."""
     rows = session.execute(
         select(Ticket, Assignment.returned_at, Assignment.return_reason)
         .join(Assignment, Assignment.ticket_id == Ticket.id)
@@ -274,6 +294,7 @@ def returned_by_unit(
             Assignment.unit_id == unit_id,
             Assignment.returned_at >= start,
             Assignment.returned_at < end,
+            unit_may_list(unit_id),
         )
         .order_by(Assignment.returned_at.desc())
         .limit(limit)

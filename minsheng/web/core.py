@@ -72,6 +72,8 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/tickets", "工单查询", STAFF),
     ("/kb", "知识库", STAFF),
     ("/screen", "大屏", SCREEN_ROLES),
+    ("/stats", "统计分析", BOARD_ROLES),
+    ("/stats/unit", "本单位", frozenset({Role.HANDLER})),
     ("/admin", "系统管理", frozenset({Role.ADMIN})),
 ]
 

@@ -21,7 +21,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from minsheng.bootstrap import Platform
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
-from minsheng.web import admin, admin_partners, calls, console, core, grid, kbpages, login, portal, screen
+from minsheng.web import (
+    admin,
+    admin_partners,
+    calls,
+    console,
+    core,
+    grid,
+    kbpages,
+    login,
+    portal,
+    screen,
+    stats,
+    stats_unit,
+)
 
 HERE = Path(__file__).parent
 
@@ -38,7 +51,19 @@ def install(app: FastAPI, state: Platform) -> None:
     app.state.minsheng_templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     # admin_partners before admin: its /admin/partners is not one of admin's /admin/{kind} lists.
-    for module in (login, console, portal, screen, admin_partners, admin, kbpages, grid, calls):
+    for module in (
+        login,
+        console,
+        portal,
+        screen,
+        admin_partners,
+        admin,
+        kbpages,
+        grid,
+        calls,
+        stats,
+        stats_unit,
+    ):
         app.include_router(module.router)
     _install_error_pages(app)
     state.on_stop(screen.install_stream_stop(app, state))
