@@ -42,9 +42,13 @@ def add_partner(
     """Register a partner whose endpoint is a running simulator (stopped after the test)."""
     sims: list[PartnerSimulator] = []
 
+    def answer(path: str, raw: bytes, headers: dict[str, str]) -> Any:
+        # The simulator's server thread calls minsheng's app while the test's thread waits for its reply.
+        return app_client.post(path, content=raw, headers=headers)
+
     def add(code: str, **kw: Any) -> PartnerSimulator:
-        behaviour = {k: kw.pop(k) for k in ("fail_first", "fail_always") if k in kw}
-        sim = PartnerSimulator("", clock, **behaviour).__enter__()
+        behaviour = {k: kw.pop(k) for k in ("fail_first", "fail_always", "acks") if k in kw}
+        sim = PartnerSimulator("", clock, answer=answer, **behaviour).__enter__()
         sims.append(sim)
         with writing(db) as session:
             _, sim.secret = registry.add_partner(
@@ -225,7 +229,7 @@ def _outbound_answered_twice(
     add_partner: Callable[..., PartnerSimulator],
     clock: FixedClock,
 ) -> None:
-    sim = add_partner("110")
+    sim = add_partner("110", acks=2)  # it answers every transfer twice
     number = _transferred(login)
     assert sim.received == []  # nothing leaves before the worker's pass: the outbox row commits with the step
     _pass(app_client, clock)
@@ -239,12 +243,11 @@ def _outbound_answered_twice(
     )
     assert sent["acks"] == "/api/v1/partners/110/acks" and sent["note"] == "警情，转110"
 
-    ack = {"ticket": number, "incident_id": "110-9001", "note": "已派警"}
-    r = _post(app_client, "/api/v1/partners/110/acks", sim, ack)
-    assert r.json() == {"ticket": number, "status": "acknowledged"}
-    # the partner answers twice: the second changes nothing
+    # the simulator acknowledged it twice while our post was in flight: the second changed nothing
+    assert sim.answered == [(200, "acknowledged"), (200, "duplicate")]
+    ack = {"ticket": number, "incident_id": "SIM-1", "note": "已派警"}
     assert _post(app_client, "/api/v1/partners/110/acks", sim, ack).json()["status"] == "duplicate"
-    result = {"ticket": number, "incident_id": "110-9001", "result_id": "R1", "text": "民警到场，双方已调解"}
+    result = {"ticket": number, "incident_id": "SIM-1", "result_id": "R1", "text": "民警到场，双方已调解"}
     assert _post(app_client, "/api/v1/partners/110/results", sim, result).json()["status"] == "recorded"
     assert _post(app_client, "/api/v1/partners/110/results", sim, result).json()["status"] == "duplicate"
     final = {**result, "result_id": "R2", "text": "已结案，请群众放心", "final": True, "public": True}
@@ -269,7 +272,7 @@ def _outbound_answered_twice(
     assert seen == [("partner_ack", {}), ("partner_result", {"summary": "已结案，请群众放心"})], seen
     with reading(db) as session:
         link = session.scalars(select(PartnerTransfer).where(PartnerTransfer.direction == "out")).one()
-        assert (link.incident_id, link.acked_at, link.closed_at) == ("110-9001", clock.now(), clock.now())
+        assert (link.incident_id, link.acked_at, link.closed_at) == ("SIM-1", clock.now(), clock.now())
     assert _count(db, OutboxMessage.channel == "partner", model=OutboxMessage) == 1
 
 
@@ -280,7 +283,7 @@ def _outbound_failing(
     add_partner: Callable[..., PartnerSimulator],
     clock: FixedClock,
 ) -> None:
-    flaky = add_partner("110", fail_first=2)
+    flaky = add_partner("110", fail_first=2, acks=1)
     down = add_partner("119", fail_always=True)
     number = _transferred(login, "110")
     fire = _transferred(login, "119")
@@ -301,7 +304,8 @@ def _outbound_failing(
     assert any("gave up after 3 attempts: HTTP 503" in p for p in stats.problems)
     with reading(db) as session:
         shown = {x["ticket"]: x for x in views.recent_transfers(session)}
-    assert (shown[number]["state"], shown[number]["attempts"]) == ("sent", 3)
+    assert (shown[number]["state"], shown[number]["attempts"]) == ("acked", 3)
+    assert flaky.answered == [(200, "acknowledged")]
     assert shown[fire]["state"] == "undelivered" and "HTTP 503" in shown[fire]["last_error"]
     clock.advance(60 * MIN)
     _pass(app_client, clock, retry)
