@@ -266,6 +266,13 @@ class Settings(BaseSettings):
     imap_folder: str = Field("INBOX", max_length=200)
     imap_poll_seconds: float = Field(60.0, ge=5, description="how often the worker reads the mailbox")
     imap_batch: int = Field(50, ge=1, le=1000, description="mails read per poll at most")
+    wechat_app_id: str = Field("", max_length=64, description="the official account's AppID (客服消息)")
+    wechat_app_secret: str | None = Field(
+        None, description="the official account's AppSecret; unset: no WeChat messages from the outbox"
+    )
+    wechat_api_base: str = Field(
+        "https://api.weixin.qq.com/cgi-bin/", description="WeChat's API (or the city's egress proxy to it)"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -34,6 +34,7 @@ from minsheng.notify.channels import (
     WeComRobotSender,
 )
 from minsheng.notify.delivery import OutboxState, RetryPolicy, after_attempt, make_message_id
+from minsheng.notify.wechat_mp import WECHAT, WeChatServiceSender
 from minsheng.services.errors import NotFound
 from minsheng.services.records import fields
 from minsheng.storage import dialect
@@ -78,6 +79,10 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
                 use_ssl=settings.smtp_ssl,
                 timeout=t,
             )
+        )
+    if settings.wechat_app_id and settings.wechat_app_secret:  # the official account's 客服消息
+        out[WECHAT] = WeChatServiceSender(
+            settings.wechat_app_id, settings.wechat_app_secret, api_base=settings.wechat_api_base, timeout=t
         )
     return out
 

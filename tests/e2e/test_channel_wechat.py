@@ -1,10 +1,13 @@
 """The WeChat official account end to end, on both stores: server URL verification, a signed text message
 becomes a ticket and the passive reply carries its number and query code, a picture (served by the fake
-WeChat on loopback) joins the ticket, the citizen tracks it by sending the number, through dispatch to close.
+WeChat on loopback) joins the ticket, the citizen tracks it by sending the number, through dispatch to close; the
+closing notice goes back through the outbox as a customer-service message (the fake WeChat API on loopback, called
+by wechatpy) and the citizen's reply "2" rates the ticket.
 The same MsgId twice does nothing twice; a bad signature is refused and stores nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +26,8 @@ from tests.e2e.channel_kit import (  # noqa: F401  (fx_*: the fixtures)
     WECHAT_TOKEN,
     close_ticket,
     counts,
+    deliver,
     fx_channel_client,
-    fx_channel_settings,
     fx_sms_gateway,
     fx_staff,
 )
@@ -34,27 +37,69 @@ URL = "/api/v1/channels/wechat"
 OPENID = "oCitizen_abcdefghijklmnop"
 
 
+class FakeWeChat:
+    """WeChat's side on loopback: the picture store (PicUrl) and the API the outbox sends 客服消息 through
+    (token, message/custom/send), as wechatpy's client calls them."""
+
+    def __init__(self) -> None:
+        data = png(8, 6)
+        sent: list[dict[str, Any]] = []
+        self.sent = sent
+
+        class Handler(BaseHTTPRequestHandler):
+            def _json(self, payload: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(payload).encode())
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/cgi-bin/token?"):
+                    self._json({"access_token": "ACCESS", "expires_in": 7200})
+                    return
+                self.send_response(200 if self.path == "/pic/1.png" else 404)
+                self.send_header("content-type", "image/png")
+                self.end_headers()
+                if self.path == "/pic/1.png":
+                    self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+                if (
+                    self.path.startswith("/cgi-bin/message/custom/send?")
+                    and "access_token=ACCESS" in self.path
+                ):
+                    sent.append(body)
+                    self._json({"errcode": 0, "errmsg": "ok"})
+                else:
+                    self._json({"errcode": 40001, "errmsg": "invalid credential"})
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture
-def picture_server() -> Iterator[str]:
-    """WeChat's picture store (PicUrl) on loopback."""
-    data = png(8, 6)
+def fake_wechat() -> Iterator[FakeWeChat]:
+    server = FakeWeChat()
+    yield server
+    server.close()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/pic/1.png" else 404)
-            self.send_header("content-type", "image/png")
-            self.end_headers()
-            if self.path == "/pic/1.png":
-                self.wfile.write(data)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+@pytest.fixture
+def channel_settings(fake_wechat: FakeWeChat) -> dict[str, Any]:
+    return {
+        "wechat_app_id": "wx0123456789",
+        "wechat_app_secret": "app-secret",
+        "wechat_api_base": f"{fake_wechat.base}/cgi-bin/",
+    }
 
 
 def _query(clock: FixedClock, token: str = WECHAT_TOKEN, nonce: str = "n0nce") -> dict[str, str]:
@@ -89,9 +134,10 @@ def test_wechat_from_message_to_closed_ticket(
     staff: Callable[[str], TestClient],
     clock: FixedClock,
     db: Database,
-    picture_server: str,
+    fake_wechat: FakeWeChat,
 ) -> None:
     c = channel_client
+    picture_server = fake_wechat.base
     # Server URL verification.
     r = c.get(URL, params={**_query(clock), "echostr": "echo-123"})
     assert r.status_code == 200 and r.text == "echo-123"
@@ -137,6 +183,12 @@ def test_wechat_from_message_to_closed_ticket(
     r = _send(c, clock, stranger)
     assert "未找到" in xmltodict.parse(r.text)["xml"]["Content"]
 
-    # Dispatched and closed; the citizen sees it by sending the number again.
+    # Dispatched and closed: the closing notice goes out through the outbox as a 客服消息 to the citizen's
+    # openid, asking for the rating; the reply "2" rates the ticket; sending the number shows it closed.
     close_ticket(staff, number, unit="HBJ")
-    assert "已办结" in _reply(_send(c, clock, _xml("text", 6005, Content=number)))["Content"]
+    assert deliver(c, clock) >= 1
+    assert [m["touser"] for m in fake_wechat.sent] == [OPENID]
+    assert fake_wechat.sent[0]["msgtype"] == "text" and number in fake_wechat.sent[0]["text"]["content"]
+    assert "感谢您对工单" in _reply(_send(c, clock, _xml("text", 6006, Content="2")))["Content"]
+    assert staff("operator1").get(f"/api/v1/tickets/{number}").json()["rating"] == "basically_satisfied"
+    assert "已评价" in _reply(_send(c, clock, _xml("text", 6005, Content=number)))["Content"]

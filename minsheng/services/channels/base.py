@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -340,14 +340,11 @@ def _intake(
 def _rate(
     session: Session, engine: TicketEngine, message: InboundMessage, what: Intent, now: datetime
 ) -> Outcome:
-    """A rating digit: for the caller's ticket that was last asked for a rating (closed, not yet rated by the
-    citizen). The rating SMS went to the ticket's phone, so the phone finds the ticket."""
+    """A rating digit: for the sender's ticket that was last asked for a rating (closed, not yet rated by the
+    citizen). The rating SMS went to the ticket's phone, so the phone finds an SMS sender's tickets; on other
+    channels, the tickets the sender opened there."""
     candidates = session.scalars(
-        select(Ticket)
-        .where(
-            Ticket.citizen_phone == message.sender,
-            Ticket.state.in_((TicketState.CLOSED.value, TicketState.RATED.value)),
-        )
+        _sender_tickets(session, message, (TicketState.CLOSED.value, TicketState.RATED.value))
         .order_by(Ticket.closed_at.desc(), Ticket.id.desc())
         .limit(5)
     )
@@ -411,9 +408,9 @@ def _supplement(
     return Outcome("note", f"您的补充内容已加入工单{t.number}。", t.number, None, False, t)
 
 
-def _sender_tickets(session: Session, message: InboundMessage) -> Any:
-    """The sender's open tickets: by phone for SMS, else those the sender opened on this channel."""
-    q = select(Ticket).where(Ticket.state.in_(OPEN_STATES))
+def _sender_tickets(session: Session, message: InboundMessage, states: Iterable[str] = OPEN_STATES) -> Any:
+    """The sender's tickets in ``states``: by phone for SMS, else those the sender opened on this channel."""
+    q = select(Ticket).where(Ticket.state.in_(list(states)))
     if message.channel is Channel.SMS:
         return q.where(Ticket.citizen_phone == message.sender)
     opened = select(ChannelMessage.ticket_id).where(

@@ -1,6 +1,7 @@
 """Back out to the citizen on the channel they wrote from: the closing notice of a ticket taken in by e-mail
-(or a leader's mailbox) is mailed to the address the answer went to, through the outbox. (SMS tickets get the
-time limits' closing SMS with the rating request; WeChat users see the result by sending the number.)"""
+(or a leader's mailbox) is mailed to the address the answer went to, and that of a WeChat ticket is sent to the
+citizen's openid as a customer-service message asking for the rating (a reply "1" … "4" rates it), both through
+the outbox. (SMS tickets get the time limits' closing SMS with the rating request.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.states import Channel
 from minsheng.notify.channels import EMAIL
+from minsheng.notify.wechat_mp import WECHAT
 from minsheng.services.notifications import enqueue
 from minsheng.services.ticket_core import DomainEvent
 from minsheng.storage.channel_tables import ChannelMessage
@@ -29,7 +31,21 @@ class ChannelNotices:
 
     def __call__(self, session: Session, ev: DomainEvent, now: datetime) -> None:
         t = ev.ticket
-        if ev.action not in CLOSING or t.channel not in MAIL_CHANNELS or EMAIL not in self.outbound:
+        if ev.action not in CLOSING:
+            return
+        if t.channel in MAIL_CHANNELS and EMAIL in self.outbound:
+            channel = EMAIL
+            text = (
+                f"您反映的诉求（工单编号{t.number}）已办结。可凭工单编号和查询码在网上查询办理结果并评价；"
+                f"如仍有问题，请回复本邮件，以“补充”开头说明。\n\n—— {self.hotline_name}热线"
+            )
+        elif t.channel == Channel.WECHAT.value and WECHAT in self.outbound:
+            channel = WECHAT
+            text = (
+                f"您反映的诉求（工单编号{t.number}）已办结。请回复数字评价办理结果："
+                "1满意 2基本满意 3基本不满意 4不满意。"
+            )
+        else:
             return
         address = session.scalar(
             select(ChannelMessage.reply_to)
@@ -38,14 +54,10 @@ class ChannelNotices:
         )
         if not address:
             return
-        text = (
-            f"您反映的诉求（工单编号{t.number}）已办结。可凭工单编号和查询码在网上查询办理结果并评价；"
-            f"如仍有问题，请回复本邮件，以“补充”开头说明。\n\n—— {self.hotline_name}热线"
-        )
         enqueue(
             session,
             kind="channel_closed",
-            channel=EMAIL,
+            channel=channel,
             title=f"工单{t.number}已办结",
             text=text,
             now=now,

@@ -76,7 +76,10 @@ class WeChatAdapter:
             text = str(msg.content or "").strip()
             if not text:
                 raise Invalid("an empty text message", field="Content")
-            return InboundMessage(Channel.WECHAT, f"msg:{msg.id}", sender, text[:5000], now, reply_to=sender)
+            # A digit rates the sender's ticket last closed (the closing message asks for it).
+            return InboundMessage(
+                Channel.WECHAT, f"msg:{msg.id}", sender, text[:5000], now, reply_to=sender, ratings=True
+            )
         picture = self._picture(str(msg.image or ""))
         photos = (Photo(f"wechat-{msg.id}.jpg", picture),) if picture else ()
         return InboundMessage(
