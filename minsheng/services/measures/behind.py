@@ -91,25 +91,26 @@ class _Behind:
         levels = [r for r in weights if weights[r] > 0] if isinstance(weights, Mapping) else list(weights)
         return Ticket.rating.in_(levels) if levels else false()
 
-    def rules(self) -> dict[str, tuple[Cond, Cond]]:
-        """(base, numerator) per measure."""
+    def rule(self, code: str) -> tuple[Cond, Cond]:
+        """(base, numerator) of one measure (built alone: the subqueries of the others cost time to build)."""
         ms = self.ms
-        handled = Ticket.state.not_in((TicketState.MERGED.value, TicketState.TRANSFERRED.value))
+        for step in STEPS:
+            if code.endswith(f"{step}_on_time_rate"):
+                return self.on_time(step, None), self.on_time(step, True)
+            if code in (f"avg_{step}_hours", f"p90_{step}_hours"):
+                timed = (
+                    and_(Ticket.state.in_(_DONE), _event("review_accept"))
+                    if step == "close"
+                    else self.assignment(_STAMP[step].is_not(None))
+                )
+                return timed, timed
         closed = Ticket.state.in_(_DONE)
         dispatched = Ticket.dispatched_at.is_not(None)
         rated = Ticket.rating.is_not(None)
-        due = self.assignment(
-            or_(
-                Assignment.state != AssignmentState.CANCELLED.value,
-                Assignment.signed_at.is_not(None),
-                Assignment.returned_at.is_not(None),
-            )
-        )
-        complaint = _complained()
-        rules: dict[str, tuple[Cond, Cond]] = {
-            "volume": (true(), true()),
-            "direct_answer_rate": (true(), _event("answer_directly")),
-            "diversion_rate": (
+        rules: dict[str, Callable[[], tuple[Cond, Cond]]] = {
+            "volume": lambda: (true(), true()),
+            "direct_answer_rate": lambda: (true(), _event("answer_directly")),
+            "diversion_rate": lambda: (
                 true(),
                 or_(
                     dispatched,
@@ -117,43 +118,50 @@ class _Behind:
                     _event("answer_directly"),
                 ),
             ),
-            "transfer_count": (true(), Ticket.state == TicketState.TRANSFERRED.value),
-            "repeat_count": (true(), Ticket.state == TicketState.MERGED.value),
-            "sign_rate": (due, self.assignment(Assignment.signed_at.is_not(None))),
-            "return_rate": (due, self.assignment(Assignment.returned_at.is_not(None))),
-            "feedback_rate": (
+            "transfer_count": lambda: (true(), Ticket.state == TicketState.TRANSFERRED.value),
+            "repeat_count": lambda: (true(), Ticket.state == TicketState.MERGED.value),
+            "sign_rate": lambda: (self.due(), self.assignment(Assignment.signed_at.is_not(None))),
+            "return_rate": lambda: (self.due(), self.assignment(Assignment.returned_at.is_not(None))),
+            "feedback_rate": lambda: (
                 self.assignment(Assignment.signed_at.is_not(None)),
                 self.assignment(Assignment.signed_at.is_not(None), Assignment.reported_at.is_not(None)),
             ),
-            "completion_rate": (handled, closed),
-            "first_time_completion_rate": (
+            "completion_rate": lambda: (
+                Ticket.state.not_in((TicketState.MERGED.value, TicketState.TRANSFERRED.value)),
+                closed,
+            ),
+            "first_time_completion_rate": lambda: (
                 closed,
                 and_(closed, Ticket.reopen_count == 0, Ticket.return_count == 0),
             ),
-            "reopen_rate": (_event("lead_requested_close", "review_accept"), Ticket.reopen_count > 0),
-            "complaint_rate": (
+            "reopen_rate": lambda: (_event("lead_requested_close", "review_accept"), Ticket.reopen_count > 0),
+            "complaint_rate": lambda: (
                 _event("review_accept", "answer_directly"),
-                or_(complaint, self.rating(ms.dissatisfaction_weights))
+                or_(_complained(), self.rating(ms.dissatisfaction_weights))
                 if ms.complaint_includes_dissatisfied
-                else complaint,
+                else _complained(),
             ),
-            "satisfaction_rate": (rated, self.rating(ms.satisfaction_weights)),
-            "dissatisfaction_rate": (rated, self.rating(ms.dissatisfaction_weights)),
-            "resolution_rate": (rated, self.rating(tuple(ms.resolved_ratings))),
-            "response_rate": (dispatched, or_(self.on_time("contact", True), self.on_time("sign", True))),
-            "overdue_count": (true(), _event("overdue")),
-            "overdue_rate": (dispatched, _event("overdue")),
+            "satisfaction_rate": lambda: (rated, self.rating(ms.satisfaction_weights)),
+            "dissatisfaction_rate": lambda: (rated, self.rating(ms.dissatisfaction_weights)),
+            "resolution_rate": lambda: (rated, self.rating(tuple(ms.resolved_ratings))),
+            "response_rate": lambda: (
+                dispatched,
+                or_(self.on_time("contact", True), self.on_time("sign", True)),
+            ),
+            "overdue_count": lambda: (true(), _event("overdue")),
+            "overdue_rate": lambda: (dispatched, _event("overdue")),
         }
-        for step in STEPS:
-            timed = (
-                and_(closed, _event("review_accept"))
-                if step == "close"
-                else self.assignment(_STAMP[step].is_not(None))
+        return rules[code]()
+
+    def due(self) -> Cond:
+        """An assignment of the unit due a signature: not withdrawn before the unit acted."""
+        return self.assignment(
+            or_(
+                Assignment.state != AssignmentState.CANCELLED.value,
+                Assignment.signed_at.is_not(None),
+                Assignment.returned_at.is_not(None),
             )
-            rules[f"{step}_on_time_rate"] = (self.on_time(step, None), self.on_time(step, True))
-            rules[f"avg_{step}_hours"] = (timed, timed)
-            rules[f"p90_{step}_hours"] = (timed, timed)
-        return rules
+        )
 
 
 def _complained() -> Cond:
@@ -213,7 +221,7 @@ def tickets_behind(
             conds.append(Ticket.lead_unit_id.in_(sorted(units)))
         else:
             conds.append(behind.assignment(true()))
-    base, numerator = behind.rules()[measure_code]
+    base, numerator = behind.rule(measure_code)
     pick: dict[str, Callable[[], list[Cond]]] = {
         "base": lambda: [base],
         "numerator": lambda: [base, numerator],
