@@ -45,6 +45,12 @@ class Template:
     """One or more alternatives of text with ``{Column}`` place holders; the first non-empty one wins."""
 
     alternatives: tuple[str, ...] = ()
+    _compiled: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", tuple(_compile(a) for a in self.alternatives))
 
     @classmethod
     def of(cls, value: Any, where: str) -> Template:
@@ -63,8 +69,8 @@ class Template:
         return {column_key(m) for alt in self.alternatives for m in _PLACEHOLDER.findall(alt)}
 
     def render(self, row: MappingABC[str, str]) -> str:
-        for alt in self.alternatives:
-            text = _render(alt, row).strip(_TRIM)
+        for compiled in self._compiled:
+            text = _render(compiled, row).strip(_TRIM)
             if text:
                 return text
         return ""
@@ -76,13 +82,21 @@ class Template:
         )
 
 
-def _render(template: str, row: MappingABC[str, str]) -> str:
+def _compile(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(literals, column keys) of a template: literal, key, literal, …, literal."""
+    parts = _PLACEHOLDER.split(template)
+    return tuple(parts[0::2]), tuple(column_key(n) for n in parts[1::2])
+
+
+def _render(compiled: tuple[tuple[str, ...], tuple[str, ...]], row: MappingABC[str, str]) -> str:
     """Fill the place holders. Empty ones drop out with the separator before them, so "{A}, {B}, {C}" with B
     empty reads "a, c"; a template whose place holders are all empty renders as nothing."""
-    parts = _PLACEHOLDER.split(template)  # literal, name, literal, name, …, literal
-    if len(parts) == 1:
-        return template
-    literals, values = parts[0::2], [row.get(column_key(n), "") for n in parts[1::2]]
+    literals, keys = compiled
+    if not keys:
+        return literals[0]
+    if len(keys) == 1 and not literals[0] and not literals[1]:
+        return row.get(keys[0], "")  # the common case: one column as it is
+    values = [row.get(k, "") for k in keys]
     if not any(values):
         return ""
     out = [literals[0]]
