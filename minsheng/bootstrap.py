@@ -24,7 +24,7 @@ from minsheng.config import Settings
 from minsheng.domain.clock import Clock, SystemClock
 from minsheng.notify.channels import Sender
 from minsheng.notify.delivery import RetryPolicy
-from minsheng.services import audit, kb, org, partners
+from minsheng.services import audit, kb, org, partners, supervision
 from minsheng.services.background import PassLimits, TimerWorker
 from minsheng.services.channels.email import MailPoller
 from minsheng.services.channels.notices import ChannelNotices
@@ -147,6 +147,7 @@ def build(
     clockwork = Clockwork(engine, TimeLimitConfig.from_settings(settings, senders))
     engine.subscribers.append(clockwork)
     engine.subscribers.append(ChannelNotices(settings.hotline_name, senders))  # mail back to mail
+    engine.subscribers.extend(supervision.subscribers(engine, clockwork.config.channels))  # watch, checks
     partners.install(engine, senders, database, settings)  # 110 and peer hotlines (issue 16)
     triage = TriageRuntime(database, settings, engine, clock)
     if role is Role.WEB or (role is Role.WORKER and settings.triage_mode == "deferred"):

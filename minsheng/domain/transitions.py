@@ -104,6 +104,21 @@ ACTION_LABELS: dict[str, str] = {
     "partner_ack_warning": "转办未签收预警",
     "partner_ack_escalation": "转办未签收督办",
     "citizen_update": "群众补充",
+    # supervision by people (services/supervision)
+    "supervision_order": "督办",
+    "supervision_answer": "督办回复",
+    "supervision_overdue": "督办回复逾期",
+    "remind": "催办",
+    "watch": "提级盯办",
+    "unwatch": "取消盯办",
+    "instruct": "领导批示",
+    "instruction_ack": "签收批示",
+    "check_opened": "不满意核查",
+    "check_reopen": "核查：重新办理",
+    "check_explained": "核查：不合理诉求",
+    "check_refused": "核查：复核不同意",
+    "rating_excluded": "不合理诉求复核通过",
+    "check_referred": "核查：移交问责",
 }
 
 _OPEN_BEFORE_CLOSE = (T.ACCEPTED, T.DISPATCHED, T.RETURNED, T.IN_PROGRESS, T.PAUSED)

@@ -255,6 +255,10 @@ class _TicketFold:
             self.reopen_events += 1
         elif a in ("rate", "follow_up") and ev.payload.get("rating") in RATINGS:
             self.rating = str(ev.payload["rating"])
+        elif a == "rating_excluded":
+            # An unreasonable request approved by a second person (services/supervision/checks.py): the
+            # rating before it is not counted (docs/METRICS.md, "Supervision measures"); a later one is.
+            self.rating = None
         elif a in ("dispatch", "redispatch"):
             self.dispatched = True
         elif a == "transfer":

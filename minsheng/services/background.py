@@ -31,6 +31,7 @@ from minsheng.services.auth import prune_login_failures
 from minsheng.services.followup import apply_default_ratings
 from minsheng.services.notifications import deliver_due
 from minsheng.services.partners.deadlines import check_acks
+from minsheng.services.supervision.orders import check_overdue_answers
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.timelimits.config import TimeLimitConfig
 from minsheng.services.timelimits.firing import fire_due
@@ -105,6 +106,7 @@ def run_once(
     limits = limits or PassLimits()
     fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
     check_acks(db, now, clockwork.engine)  # partner transfers still unacknowledged warn, then escalate
+    check_overdue_answers(db, now, clockwork.engine, clockwork.config.channels)  # 督办 answers past due
     if limits.default_rating_days is not None:
         apply_default_ratings(
             db, clockwork.engine, now, days=limits.default_rating_days, rating=limits.default_rating
