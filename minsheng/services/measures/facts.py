@@ -59,6 +59,7 @@ RELEVANT_ACTIONS: tuple[str, ...] = (
     "reopen",
     "rate",
     "follow_up",
+    "rating_excluded",  # a rating judged an unreasonable request (services/supervision/checks.py)
     "dispatch",
     "redispatch",
     "transfer",
@@ -79,7 +80,8 @@ RELEVANT_ACTIONS: tuple[str, ...] = (
 )
 _RELEVANT = frozenset(RELEVANT_ACTIONS)
 
-#: The cubes of `measure_facts` (see `minsheng.storage.measure_tables`): which keys each keeps.
+#: The cubes of `measure_facts` (see `minsheng.storage.measure_tables`): which keys each keeps. Cubes 11-15 are
+#: 1-5 by month (``day`` is the first of the month): a year of a city reads 12 rows per unit instead of 365.
 CUBES: dict[int, frozenset[str]] = {
     0: frozenset({"unit", "area", "category", "channel", "kind"}),
     1: frozenset({"unit"}),
@@ -88,20 +90,24 @@ CUBES: dict[int, frozenset[str]] = {
     4: frozenset({"channel", "kind"}),
     5: frozenset(),
 }
+MONTHLY: dict[int, int] = {1: 11, 2: 12, 3: 13, 4: 14, 5: 15}
 CubeKey = tuple[int, date, int, int, int, str, str]
 
 
 def cube_keys(k: FactKey) -> list[CubeKey]:
     """The rows of every cube that a detailed fact key adds to."""
     day, unit, area, category, channel, kind = k
-    return [
-        (0, day, unit, area, category, channel, kind),
-        (1, day, unit, 0, 0, "", ""),
-        (2, day, 0, area, 0, "", ""),
-        (3, day, 0, 0, category, "", ""),
-        (4, day, 0, 0, 0, channel, kind),
-        (5, day, 0, 0, 0, "", ""),
-    ]
+    month = day.replace(day=1)
+    out: list[CubeKey] = [(0, day, unit, area, category, channel, kind)]
+    for d, base in ((day, 0), (month, 10)):
+        out += [
+            (base + 1, d, unit, 0, 0, "", ""),
+            (base + 2, d, 0, area, 0, "", ""),
+            (base + 3, d, 0, 0, category, "", ""),
+            (base + 4, d, 0, 0, 0, channel, kind),
+            (base + 5, d, 0, 0, 0, "", ""),
+        ]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the hook
@@ -386,14 +392,16 @@ def rebuild_facts(
     chunk: int = 2000,
     flush_rows: int = 200_000,
 ) -> RebuildReport:
-    """Recompute the facts from the raw timeline: of every ticket, or of the tickets taken in from local day
-    ``since`` on (the facts of earlier days are kept). Idempotent; runs in the caller's transaction.
+    """Recompute the facts from the raw timeline: of every ticket, or of the tickets taken in from the month of
+    local day ``since`` on (the facts of earlier months are kept). Idempotent; runs in the caller's transaction.
 
     On PostgreSQL the contributions table is locked for the rebuild: a step taken meanwhile waits for it and
     then applies its change to the rebuilt facts. On SQLite the rebuild holds the write lock throughout.
     """
     if dialect.is_postgresql(session):
         session.execute(text("LOCK TABLE measure_contributions IN EXCLUSIVE MODE"))
+    # The monthly cubes hold whole months: a partial rebuild starts at the first of a month.
+    since = since.replace(day=1) if since is not None else None
     start = Period(since, since + timedelta(days=1)).utc_bounds()[0] if since else None
     if since is None:
         session.execute(delete(measure_facts))
