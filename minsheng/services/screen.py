@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from minsheng.domain.states import OPEN_TICKET_STATES, AreaLevel, Channel
-from minsheng.services import org
+from minsheng.services import org, queries
 from minsheng.services.measures import MeasureSettings, Period, Scope, measure_table, ranking
 from minsheng.storage.models import Category, Ticket
 
@@ -161,9 +161,10 @@ def _ranking(session: Session, period: Period, ms: object) -> list[dict[str, Any
 
 
 def _feed(session: Session, tz: tzinfo) -> list[dict[str, Any]]:
-    """The ten newest tickets."""
+    """The ten newest tickets; a confidential one's title is 保密件 (every staff member sees the screen, as the
+    live feed's `queries.newest_tickets`)."""
     rows = session.execute(
-        select(Ticket.number, Ticket.title, Ticket.channel, Ticket.created_at)
+        select(Ticket.number, queries.public_title(), Ticket.channel, Ticket.created_at)
         .order_by(Ticket.created_at.desc())
         .limit(10)
     ).all()

@@ -134,6 +134,13 @@ def _check_stats_page_roles_figures_and_export(
     assert shown and shown.group(1) == f"{total.values['completion_rate'] * 100:.1f}%"
     for text in [*seen, _xlsx_text(x.content)]:
         assert SECRET_TITLE not in text
+    # the big screen shows the period chosen, from the same service
+    screen = sup.get(f"/screen?period={PERIOD}")
+    assert screen.status_code == 200 and "单位办结率排名（2026年11月，受理 4 件）" in screen.text
+    data = sup.get(f"/screen/data?period={PERIOD}").json()
+    assert data["period"]["key"] == PERIOD and data["window_total"] == 4
+    assert data["rates"]["completion_rate"] == pytest.approx(total.values["completion_rate"] * 100, abs=0.05)
+    assert SECRET_TITLE not in screen.text
 
 
 def _check_tickets_behind_a_figure(city: dict[str, str], login: Callable[[str], TestClient]) -> None:
@@ -224,6 +231,8 @@ BAD = [
     "/stats/tickets?key=unit:NOPE",
     "/stats/unit?unit=NOPE",
     "/stats/export.xlsx?period=1999-99",
+    "/screen?period=2026-13",
+    "/screen/data?period=zz",
 ]
 
 

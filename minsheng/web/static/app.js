@@ -133,8 +133,10 @@
     function esc(s) { var d = document.createElement("div"); d.textContent = s; return d.innerHTML; }
     draw(data);
     mode.addEventListener("change", function () { draw(data); });
+    var period = $("#screen-period");
+    if (period) { period.addEventListener("change", function () { period.form.submit(); }); }
     setInterval(function () {
-      fetch("/screen/data", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) { data = d; draw(d); });
+      fetch("/screen/data" + window.location.search, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (d) { data = d; draw(d); });
     }, 30000);
     if (window.EventSource) {
       var es = new EventSource("/screen/events");
