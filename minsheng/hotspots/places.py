@@ -23,6 +23,7 @@ from minsheng.hotspots.words import (
     CROWD_WORDS,
     KNOWN,
     PLACE_SUFFIXES,
+    UNKNOWN,
     Word,
     tag_of,
 )
@@ -114,18 +115,29 @@ def _strip_numbers(words: list[Word]) -> list[Word]:
 
 
 def _keys(words: list[Word]) -> frozenset[str]:
-    """The name cut at word boundaries from the first name-like word on (佳园星城, 佳园星城小区); a name of common
-    words only (幸福里小区, 公交车终点站) is matched whole, since its parts (公交车) would match anything."""
-    named = next((i for i, w in enumerate(words) if w.is_name), None)
-    if named is None:
+    """The name cut at word boundaries from its first name-like word on (佳园星城, 佳园星城小区), and from each
+    later name-like word (星沙东城名苑小区 also gives 东城名苑, so that it meets 东城名苑小区); a name of common words
+    only (幸福里小区, 公交车终点站) is matched whole, since its parts (公交车) would match anything."""
+    starts = [i for i, w in enumerate(words) if w.is_name]
+    if not starts:
         return frozenset({"".join(w.text for w in words)})
     keys: set[str] = set()
-    text = "".join(w.text for w in words[:named])
-    for w in words[named:]:
-        text += w.text
-        if len(text) >= _MIN_KEY:
-            keys.add(text)
-    return frozenset(keys or {text})
+    for n, first in enumerate(starts):
+        text = "".join(w.text for w in words[:first]) if n == 0 else ""
+        for w in words[first:]:
+            text += w.text
+            if len(text) >= _MIN_KEY and (n == 0 or len(text) > len(w.text)):
+                keys.add(text)
+    return frozenset(keys or {"".join(w.text for w in words)})
+
+
+def _trim(modifiers: list[Word]) -> list[Word]:
+    """Drop common words of three characters or more before the first name-like word: "上级领导充分考虑东城名苑小区"
+    names 东城名苑小区, while 佳园星城小区 keeps its 佳园."""
+    first = next((k for k, w in enumerate(modifiers) if w.is_name), None)
+    if first is None or all(len(w.text) < 3 for w in modifiers[:first]):
+        return modifiers
+    return modifiers[first:]
 
 
 def _specific(modifiers: list[Word], last: Word, suffix: str, after_admin: bool) -> bool:
@@ -133,10 +145,11 @@ def _specific(modifiers: list[Word], last: Word, suffix: str, after_admin: bool)
     if last.tag == KNOWN:
         return True
     if len(last.text) > len(suffix) and (last.is_name or last.tag in ("ns", "nt")):
-        # 金帆路, 塘田村: the name and its suffix in one word jieba did not know; but 加工厂 is a kind of place.
-        return tag_of(last.text[: len(last.text) - len(suffix)]).startswith(
-            ("ns", "nr", "nz", "nt", "?", "n", "j")
-        )
+        # 金帆路, 塘田村: the name and its suffix in one word jieba did not know. But 加工厂 is a kind of place
+        # (its stem is a word of the dictionary), named only by words before it.
+        stem = last.text[: len(last.text) - len(suffix)]
+        if len(stem) == 1 or tag_of(stem) in ("ns", "nr", "nz", "nt", "nrt", "nrfg", "j", UNKNOWN):
+            return True
     if not modifiers:
         return False
     if any(w.is_name for w in modifiers) or after_admin:
@@ -205,7 +218,7 @@ class _Run:
         if _line(modifiers, word, suffix):
             kind = "line"
         else:
-            modifiers = _strip_numbers(modifiers)
+            modifiers = _trim(_strip_numbers(modifiers))
             # "经济学院体育学院": an organisation right after another is part of it, however generic its words.
             after = bool(self.where) or (
                 kind == "org" and self.last_place is not None and self.last_place.kind == "org"

@@ -28,12 +28,11 @@ from minsheng.web import (
     console,
     core,
     grid,
+    hotspots,
     kbpages,
     login,
     portal,
     screen,
-    stats,
-    stats_unit,
 )
 
 HERE = Path(__file__).parent
@@ -51,19 +50,7 @@ def install(app: FastAPI, state: Platform) -> None:
     app.state.minsheng_templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     # admin_partners before admin: its /admin/partners is not one of admin's /admin/{kind} lists.
-    for module in (
-        login,
-        console,
-        portal,
-        screen,
-        admin_partners,
-        admin,
-        kbpages,
-        grid,
-        calls,
-        stats,
-        stats_unit,
-    ):
+    for module in (login, console, portal, screen, admin_partners, admin, kbpages, grid, calls, hotspots):
         app.include_router(module.router)
     _install_error_pages(app)
     state.on_stop(screen.install_stream_stop(app, state))
