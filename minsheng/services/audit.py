@@ -36,6 +36,7 @@ from sqlalchemy.orm.attributes import instance_state
 from minsheng.domain.clock import Clock
 from minsheng.services.errors import Invalid
 from minsheng.storage.audit_tables import AuditEntry
+from minsheng.storage.config_tables import CitySetting
 from minsheng.storage.db import Database
 from minsheng.storage.kb_tables import KbEntry
 from minsheng.storage.models import Area, Category, Unit, User
@@ -72,6 +73,7 @@ AUDITED: dict[type[Any], str] = {
     Partner: "partner",
     Open311Key: "open311_key",
     Open311Service: "open311_service",
+    CitySetting: "city_setting",
 }
 # How the admin page names them.
 ENTITY_LABELS = {
@@ -91,6 +93,7 @@ ENTITY_LABELS = {
     "partner": "联动单位",
     "open311_key": "Open311 接口密钥",
     "open311_service": "Open311 服务定义",
+    "city_setting": "城市配置",
 }
 ACTION_LABELS = {"create": "新增", "update": "修改", "delete": "删除"}
 # Columns never copied into the log: a secret (shown as changed, not as its value), or derived bulk.

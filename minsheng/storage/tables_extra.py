@@ -3,6 +3,7 @@
 from minsheng.storage import (
     audit_tables,  # noqa: F401
     channel_tables,  # noqa: F401
+    config_tables,  # noqa: F401
     import_tables,  # noqa: F401
     kb_tables,  # noqa: F401
     limit_tables,  # noqa: F401

@@ -10,7 +10,7 @@ and is marked fired in the same transaction. A broken row or a bad template is l
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,33 +20,18 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState
+from minsheng.services.timelimits.city import failure_rules
+from minsheng.services.timelimits.failures import STEP_LABELS, TARGET_LABELS, repeated_failure
 from minsheng.services.timelimits.messages import Pass
 from minsheng.services.timelimits.subscriber import Clockwork, deadline_rows
 from minsheng.storage import dialect
 from minsheng.storage.db import Database
-from minsheng.storage.models import Assignment, Ticket
-from minsheng.storage.timelimit_tables import StepDeadline, Timer, UnitFailure
+from minsheng.storage.models import Ticket
+from minsheng.storage.timelimit_tables import StepDeadline, Timer
 from minsheng.timelimits.escalation import TimerSpec, timer_fired
 
 log = logging.getLogger("minsheng.timelimits")
 
-STEP_LABELS = {
-    "sign": "签收",
-    "contact": "联系群众",
-    "arrive": "到场",
-    "instruct": "处置意见",
-    "feedback": "反馈",
-    "resolve": "办结",
-}
-TARGET_LABELS = {
-    "unit": "承办单位",
-    "unit_leader": "单位领导",
-    "district_leader": "区县领导",
-    "city_leader": "市领导",
-    "deputy_mayor": "分管副市长",
-    "mayor": "市长",
-    "duty_commander": "当日轮值指挥长",
-}
 CLOCK_ACTOR = Actor(role=Role.SYSTEM, name="时限监控")
 
 
@@ -219,8 +204,11 @@ def _fire_one(
         notify(session, p, t, a.unit, "unit", "warning", {**ctx, "remaining": due - p.now}, tm.key)
     elif fired.kind == "overdue":
         notify(session, p, t, a.unit, "unit", "overdue", {**ctx, "overdue_by": p.now - due}, tm.key)
-        if cw.config.repeated_failures is not None and fired.step in cw.config.repeated_failure_steps:
-            _repeated_failure(cw, session, p, tm, t, a, ctx)
+        # The ladder is read from the store each time (a primary-key read): an admin's edit applies at once.
+        rules, _stored = failure_rules(session, cw.config)
+        ladder = rules.ladder()
+        if ladder is not None and fired.step in rules.steps:
+            repeated_failure(cw, session, p, ladder, t, a, tm.step, tm.due_at, tm.key, ctx)
     else:
         esc = {
             **ctx,
@@ -230,58 +218,3 @@ def _fire_one(
         }
         notify(session, p, t, a.unit, fired.target, "escalation", esc, tm.key)
     return "fired"
-
-
-def _repeated_failure(
-    cw: Clockwork,
-    session: Session,
-    p: Pass,
-    tm: Timer,
-    t: Ticket,
-    a: Assignment,
-    ctx: Mapping[str, Any],
-) -> None:
-    """黔西: the unit's n-th failure within the period goes up the n-th rung (head, deputy mayor, mayor)."""
-    ladder = cw.config.repeated_failures
-    assert ladder is not None
-    at = tm.due_at
-    previous = list(
-        session.scalars(
-            select(UnitFailure.at).where(
-                UnitFailure.unit_id == a.unit_id, UnitFailure.at > at - ladder.period
-            )
-        )
-    )
-    number = ladder.failure_number(previous, at)
-    target = ladder.target_for_failure(previous, at)
-    session.add(
-        UnitFailure(
-            unit_id=a.unit_id,
-            ticket_id=t.id,
-            assignment_id=a.id,
-            step=tm.step,
-            number=number,
-            target=target,
-            timer_key=tm.key,
-            at=at,
-        )
-    )
-    payload = {
-        "step": tm.step,
-        "step_label": STEP_LABELS.get(tm.step, tm.step),
-        "kind": "repeated_failure",
-        "repeated_failure": number,
-        "period_days": ladder.period.total_seconds() / 86400,
-        "target": target,
-        "target_label": TARGET_LABELS.get(target, target),
-        "timer": tm.key,
-        "unit": a.unit.code,
-    }
-    cw.engine.record_note(session, t, CLOCK_ACTOR, "escalation", p.now, payload, assignment=a)
-    esc = {
-        **ctx,
-        "overdue_by": p.now - tm.due_at,
-        "target_label": payload["target_label"],
-        "level_name": f"该单位{int(ladder.period.total_seconds() // 86400)}天内第{number}次超时",
-    }
-    cw.messages.notify(session, p, t, a.unit, target, "escalation", esc, f"{tm.key}:repeated")

@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.states import ACTIVE_ASSIGNMENT_STATES, AssignmentState
 from minsheng.services.ticket_core import DomainEvent, EngineCore
+from minsheng.services.timelimits.city import failure_rules
 from minsheng.services.timelimits.config import TimeLimitConfig
-from minsheng.services.timelimits.messages import Messenger
+from minsheng.services.timelimits.failures import STEP_LABELS, repeated_failure
+from minsheng.services.timelimits.messages import Messenger, Pass
 from minsheng.services.timelimits.policies import PolicyBook, ladder_from_json, ladder_to_json
 from minsheng.storage import dialect
 from minsheng.storage.models import Assignment, Ticket
@@ -100,6 +102,8 @@ class Clockwork:
             ctx = {"rating_url": self.config.rating_url}
             self.messages.citizen_sms(session, t, "ticket_closed_sms", ctx, now, suffix=str(t.reopen_count))
             return
+        if action == "return" and a is not None:
+            self.count_return(session, t, a, now)
         effect = effect_of(action, a.role if a is not None else None, ev.payload)
         if effect is None:
             return
@@ -116,6 +120,23 @@ class Clockwork:
             self.meet(session, a, effect.steps, now)
         elif a is not None and effect.change is Change.RESTART:
             self.restart(session, t, a, now)
+
+    def count_return(self, session: Session, t: Ticket, a: Assignment, now: datetime) -> None:
+        """A unit returning a ticket is a failure where the city's repeated-failure ladder counts returns."""
+        rules, _stored = failure_rules(session, self.config)
+        ladder = rules.ladder()
+        if ladder is None or not rules.returns:
+            return
+        p = Pass(now, self.messages.overrides(session))
+        ctx = {
+            "ticket_number": t.number,
+            "unit_name": a.unit.name,
+            "step_label": STEP_LABELS["return"],
+            "due_at": now,
+            "category_name": self.messages.category_name(session, t, p.categories),
+            "summary": t.title,
+        }
+        repeated_failure(self, session, p, ladder, t, a, "return", now, f"{t.id}:{a.id}:return", ctx)
 
     def start(self, session: Session, t: Ticket, a: Assignment, now: datetime) -> dict[str, Deadline]:
         """Deadlines and timers of a new assignment."""
