@@ -273,6 +273,9 @@ class Settings(BaseSettings):
     wechat_api_base: str = Field(
         "https://api.weixin.qq.com/cgi-bin/", description="WeChat's API (or the city's egress proxy to it)"
     )
+    wechat_aes_key: str | None = Field(
+        None, min_length=43, max_length=43, description="the account's EncodingAESKey (安全模式 / 兼容模式)"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

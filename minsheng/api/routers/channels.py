@@ -54,7 +54,10 @@ def _sms(state: Platform) -> sms.SmsAdapter:
 
 
 def _wechat(state: Platform) -> wechat.WeChatAdapter:
-    return wechat.WeChatAdapter(state.settings.wechat_token, state.settings.channel_signature_max_age_seconds)
+    s = state.settings
+    return wechat.WeChatAdapter(
+        s.wechat_token, s.channel_signature_max_age_seconds, aes_key=s.wechat_aes_key, app_id=s.wechat_app_id
+    )
 
 
 @router.post("/sms/inbound", summary="An upstream SMS from the SMS gateway (HMAC-signed)")

@@ -8,7 +8,9 @@
   carries the ticket number and the query code. A message WeChat delivers again (same MsgId) gets the same
   reply and does nothing twice. Events (subscribe …) get a short guide and store nothing.
 
-Encrypted (安全模式) messages are not supported: set the account to plaintext (明文模式) or compatible mode.
+Plaintext (明文模式), compatible and safe mode (安全模式, AES with `Settings.wechat_aes_key`, the account's
+EncodingAESKey) are all read: an encrypted message (``encrypt_type=aes``) is decrypted and checked against its
+``msg_signature`` with wechatpy's `WeChatCrypto`, and its reply is encrypted the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from datetime import datetime
 import httpx
 from sqlalchemy.orm import Session
 from wechatpy import create_reply, parse_message
-from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from minsheng.domain.states import Channel
@@ -43,8 +46,52 @@ MAX_PICTURE_BYTES = 10 * 1024 * 1024
 class WeChatAdapter:
     channel = Channel.WECHAT
 
-    def __init__(self, token: str | None, max_age: int, fetch_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        max_age: int,
+        fetch_timeout: float = 3.0,
+        *,
+        aes_key: str | None = None,
+        app_id: str = "",
+    ) -> None:
         self.token, self.max_age, self.fetch_timeout = token, max_age, fetch_timeout
+        self.aes_key, self.app_id = aes_key, app_id
+
+    @staticmethod
+    def encrypted(request: GatewayRequest) -> bool:
+        return request.query.get("encrypt_type", "raw") == "aes"
+
+    def _crypto(self) -> WeChatCrypto:
+        return WeChatCrypto(self.token, self.aes_key, self.app_id)
+
+    def open(self, request: GatewayRequest) -> bytes:
+        """The message's XML: the body itself, or in safe mode the body decrypted (after its msg_signature)."""
+        body = request.body
+        head = body[:2048].lower()
+        if b"<!doctype" in head or b"<!entity" in head:
+            raise Invalid("XML with a document type is refused", field="body")
+        if not self.encrypted(request):
+            return body
+        if not self.aes_key:
+            raise SignatureRefused("an encrypted message, but no EncodingAESKey is configured")
+        q = request.query
+        try:
+            plain = self._crypto().decrypt_message(
+                body.decode("utf-8"), q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+            )
+        except (InvalidSignatureException, InvalidAppIdException):
+            raise SignatureRefused("the encrypted message's signature or AppID does not match") from None
+        except Exception:  # not XML, no Encrypt element, bad padding: not a message WeChat encrypted
+            raise Invalid("the body is not an encrypted WeChat message", field="body") from None
+        return str(plain).encode("utf-8")
+
+    def seal(self, request: GatewayRequest, xml: str) -> str:
+        """The reply as WeChat expects it: encrypted when the message was."""
+        if not self.encrypted(request):
+            return xml
+        q = request.query
+        return str(self._crypto().encrypt_message(xml, q.get("nonce", ""), q.get("timestamp", "")))
 
     def verify(self, request: GatewayRequest, now: datetime) -> None:
         """WeChat's signature: SHA-1 of the sorted token, timestamp and nonce (wechatpy checks it)."""
@@ -61,10 +108,7 @@ class WeChatAdapter:
 
     def parse(self, request: GatewayRequest, now: datetime) -> InboundMessage | None:
         """The message, or None for what is not a citizen's text or picture (events, voice …)."""
-        body = request.body
-        head = body[:2048].lower()
-        if b"<!doctype" in head or b"<!entity" in head:
-            raise Invalid("XML with a document type is refused", field="body")
+        body = self.open(request)
         try:
             msg = parse_message(body.decode("utf-8"))
         except Exception:  # expat's and xmltodict's errors alike: not a WeChat message
@@ -115,15 +159,16 @@ def inbound(session: Session, ctx: Context, adapter: WeChatAdapter, request: Gat
     """WeChat's POST: verified and read before the transaction's first query; the passive reply's XML."""
     adapter.verify(request, ctx.now)
     message = adapter.parse(request, ctx.now)
-    body = request.body
+    body = adapter.open(request)
     if message is None:
-        return reply_xml(body, GUIDE.format(hotline=ctx.hotline_name))
+        return adapter.seal(request, reply_xml(body, GUIDE.format(hotline=ctx.hotline_name)))
     photos = save_photos(ctx.attachments_dir, message.photos, ctx.max_attachment_bytes)
     out = receive(
         session, ctx.engine, message, ctx.now, prepared=prepare(ctx.engine, message, ctx.now), photos=photos
     )
     if out.outcome == "unmatched" and intent(message).kind == "supplement" and message.photos:
-        # A picture with no open ticket of the sender's: it opens one (in a transaction of its own message id).
+        # A picture with no open ticket of the sender's: it opens one (under an id of its own, so that WeChat's
+        # repeat of the message finds both answers).
         fresh = InboundMessage(
             Channel.WECHAT,
             message.external_id + ":new",
@@ -133,7 +178,7 @@ def inbound(session: Session, ctx: Context, adapter: WeChatAdapter, request: Gat
             reply_to=message.sender,
         )
         out = receive(session, ctx.engine, fresh, ctx.now, photos=photos)
-    return reply_xml(body, out.reply)
+    return adapter.seal(request, reply_xml(body, out.reply))
 
 
 def verify_url(adapter: WeChatAdapter, request: GatewayRequest, now: datetime) -> str:

@@ -140,3 +140,46 @@ def test_a_mail_is_read_with_its_images_only() -> None:
     blank["From"] = "x@example.com"
     blank.set_content("   ")
     assert read_mail(MailMessage.from_bytes(blank.as_bytes()), "INBOX", NOW) is None
+
+
+def test_wechat_safe_mode_decrypts_the_message_and_encrypts_the_reply() -> None:
+    import xmltodict
+    from wechatpy.crypto import WeChatCrypto
+
+    from minsheng.services.channels.wechat import reply_xml
+
+    key, app_id = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx0123456789"
+    plain = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>oU1</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>text</MsgType><Content><![CDATA[路灯不亮]]></Content><MsgId>77</MsgId></xml>"
+    )
+    crypto = WeChatCrypto("tok", key, app_id)  # WeChat's side
+    sealed = crypto.encrypt_message(plain, "n1", STAMP)
+    signature = xmltodict.parse(sealed)["xml"]["MsgSignature"]
+    query = {**_wechat_query("tok"), "encrypt_type": "aes", "msg_signature": signature, "nonce": "n1"}
+    query["signature"] = _wechat_query_nonce("tok", "n1")
+    request = GatewayRequest({}, query, sealed.encode())
+    adapter = WeChatAdapter("tok", 300, aes_key=key, app_id=app_id)
+    adapter.verify(request, NOW)
+    m = adapter.parse(request, NOW)
+    assert m is not None and (m.external_id, m.text) == ("msg:77", "路灯不亮")
+    reply = adapter.seal(request, reply_xml(adapter.open(request), "已受理"))
+    fields = xmltodict.parse(reply)["xml"]
+    opened = crypto.decrypt_message(reply, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"])
+    assert "已受理" in opened and "oU1" in opened
+    # A tampered msg_signature, a wrong key, or no key at all: refused.
+    for bad in (
+        WeChatAdapter("tok", 300, aes_key=key, app_id=app_id),
+        WeChatAdapter("tok", 300, aes_key=None),
+    ):
+        with pytest.raises(SignatureRefused):
+            bad.parse(GatewayRequest({}, {**query, "msg_signature": "0" * 40}, sealed.encode()), NOW)
+    other = WeChatAdapter("tok", 300, aes_key="B" * 43, app_id=app_id)
+    with pytest.raises((SignatureRefused, Invalid)):
+        other.parse(request, NOW)
+
+
+def _wechat_query_nonce(token: str, nonce: str) -> str:
+    signer = WeChatSigner()
+    signer.add_data(token, STAMP, nonce)
+    return str(signer.signature)
