@@ -67,6 +67,7 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/desk", "坐席受理", DESK_ROLES),
     ("/queue", "派单", QUEUE_ROLES),
     ("/inbox", "待办", frozenset({Role.HANDLER})),
+    ("/grid", "网格上报", frozenset({Role.HANDLER})),  # grid workers (issue 16)
     ("/board", "督办", BOARD_ROLES),
     ("/followup", "回访", FOLLOWUP_ROLES),
     ("/tickets", "工单查询", STAFF),
