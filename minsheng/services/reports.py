@@ -17,10 +17,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from minsheng.domain.roles import Role
 from minsheng.domain.states import Rating, UnitKind
 from minsheng.measures.catalogue import BY_CODE
 from minsheng.measures.periods import Period
-from minsheng.services import stats
+from minsheng.services import hotspots, stats
+from minsheng.services.auth import Principal
+from minsheng.services.errors import Invalid
 from minsheng.services.exports import Column, ExportTable
 from minsheng.services.measures import MeasureRow, MeasureTable, Scope, measure_table, ranking, tickets_behind
 from minsheng.services.report_render import (
@@ -205,9 +208,13 @@ def _categories(session: Session, period: Period, settings: Any, total: MeasureR
     hot = hot_topics(session, period)
     tables = [ExportTable("诉求分类", _share_columns("分类"), rows)]
     if hot is None:
-        paragraphs.append("热点话题分析尚未接入本报告，此处列出诉求量居前的分类。")
+        paragraphs.append("本期跨度超过热点分析的上限（一年），未做热点话题分析。")
+    elif not hot.rows:
+        paragraphs.append("本期没有形成热点话题（同一地点、同一问题的集中诉求）。")
     else:
-        tables.append(hot)
+        tops = "；".join(f"{r[2]}（{r[5]}件，{r[7]}）" for r in hot.rows[:3])
+        paragraphs.append(f"本期热点话题 {len(hot.rows)} 个，居前的是：{tops}。")
+        tables.insert(0, hot)
     return Section(
         "诉求分类与热点",
         paragraphs,
@@ -216,9 +223,50 @@ def _categories(session: Session, period: Period, settings: Any, total: MeasureR
     )
 
 
+# The report is the centre's own document: its hot topics are read as the centre's roles see the tickets (a
+# confidential ticket counts in its topic but is never quoted: `services.hotspots`).
+_CENTRE = Principal(
+    user_id=0, username="report", display_name="报告", role=Role.LEADER, unit_id=None, unit_name=None
+)
+HOT_TOPICS = 10
+
+
 def hot_topics(session: Session, period: Period) -> ExportTable | None:
-    """The period's hot topics when the hot-topic analysis is installed (services.hotspots); else None."""
-    return None
+    """The period's hot topics (`services.hotspots`), hottest first; None for a period it cannot analyse."""
+    start, end = period.utc_bounds()
+    try:
+        found = hotspots.hotspots(session, start, end, top=HOT_TOPICS, who=_CENTRE)
+    except Invalid:  # a period longer than the analysis takes (more than a year)
+        return None
+    cols = [
+        Column("排名", "int"),
+        Column("热度", "decimal"),
+        Column("概要"),
+        Column("地点"),
+        Column("涉及人群"),
+        Column("件数", "int"),
+        Column("来电群众数", "int"),
+        Column("较上期"),
+        Column("首次", "datetime"),
+        Column("最近", "datetime"),
+    ]
+    rows = [
+        [
+            t["rank"],
+            t["heat"],
+            t["summary"],
+            t.get("place") or "",
+            t.get("crowd") or "",
+            t["count"],
+            t.get("citizens"),
+            t["trend"]["label"],
+            t.get("first"),
+            t.get("last"),
+        ]
+        for t in found.topics
+    ]
+    notes = [f"分析本期诉求 {found.tickets} 件" + ("（仅最新的部分）" if found.truncated else "")]
+    return ExportTable("热点话题", cols, rows, notes=notes)
 
 
 def _areas(session: Session, period: Period, settings: Any) -> Section:
