@@ -12,7 +12,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minsheng.api import open311
-from minsheng.api.routers import audit, auth, channels, org, partners, public, tickets, timelimits, triage
+from minsheng.api.routers import (
+    audit,
+    auth,
+    channels,
+    org,
+    partners,
+    public,
+    supervision,
+    tickets,
+    timelimits,
+    triage,
+)
 from minsheng.domain.transitions import IllegalTransition
 from minsheng.services.errors import ServiceError
 
@@ -83,6 +94,7 @@ def install(app: FastAPI) -> None:
         audit.router,
         channels.router,
         partners.router,
+        supervision.router,
     ):
         app.include_router(r)
     open311.install(app)

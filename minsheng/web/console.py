@@ -27,6 +27,7 @@ from minsheng.services.attachments import Blob, record_attachment, save_blob
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
 from minsheng.services.suggest import suggest
+from minsheng.services.supervision import views as supervision_views
 from minsheng.web import core, views
 from minsheng.web.core import FormDep, StateDep
 
@@ -232,8 +233,9 @@ def inbox(request: Request, state: StateDep, user: HandlerUser) -> Response:
             row["is_lead"] = a.role == AssignmentRole.LEAD.value
             row["attachments"] = []
             items.append(row)
+        sv_block = supervision_views.inbox_block(session, user, now)
     # Late first, then soonest: the query sorts by deadline, this keeps undated work last.
-    return core.render(request, "inbox.html", {"items": items}, user=user)
+    return core.render(request, "inbox.html", {"items": items, "sv_block": sv_block}, user=user)
 
 
 # ---------------------------------------------------------------------- supervisor board
@@ -359,6 +361,9 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
             "ratings": [(r.value, r.label) for r in Rating],
             "pending_ext": [e for e in view["extensions"] if e["state"] == ExtensionState.PENDING.value],
             "triage_pending": queries.triage_pending(session, t) and queries.can_see_all(user.role),
+            "sv": None
+            if view.get("read_only")
+            else supervision_views.ticket_panel(session, t, user, state.clock.now()),
         }
     return core.render(request, "ticket.html", ctx, user=user)
 

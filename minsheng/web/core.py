@@ -70,6 +70,14 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/grid", "网格上报", frozenset({Role.HANDLER})),  # grid workers (issue 16)
     ("/board", "督办", BOARD_ROLES),
     ("/followup", "回访", FOLLOWUP_ROLES),
+    (
+        "/supervision",
+        "督办单",
+        frozenset({Role.SUPERVISOR, Role.LEADER, Role.FOLLOWUP, Role.ADMIN, Role.HANDLER}),
+    ),
+    ("/watch", "盯办", frozenset({Role.LEADER})),
+    ("/instructions", "批示", frozenset({Role.SUPERVISOR, Role.LEADER, Role.HANDLER})),
+    ("/checks", "核查", frozenset({Role.FOLLOWUP, Role.SUPERVISOR, Role.LEADER})),
     ("/tickets", "工单查询", STAFF),
     ("/kb", "知识库", STAFF),
     ("/screen", "大屏", SCREEN_ROLES),

@@ -33,6 +33,7 @@ from minsheng.web import (
     login,
     portal,
     screen,
+    supervision,
 )
 
 HERE = Path(__file__).parent
@@ -50,7 +51,19 @@ def install(app: FastAPI, state: Platform) -> None:
     app.state.minsheng_templates = templates
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     # admin_partners before admin: its /admin/partners is not one of admin's /admin/{kind} lists.
-    for module in (login, console, portal, screen, admin_partners, admin, kbpages, grid, calls, hotspots):
+    for module in (
+        login,
+        console,
+        portal,
+        screen,
+        admin_partners,
+        admin,
+        kbpages,
+        grid,
+        calls,
+        hotspots,
+        supervision,
+    ):
         app.include_router(module.router)
     _install_error_pages(app)
     state.on_stop(screen.install_stream_stop(app, state))

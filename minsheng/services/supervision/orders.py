@@ -310,7 +310,7 @@ def list_orders(
 
 
 def measures(session: Session, since: datetime, until: datetime, now: datetime) -> list[dict[str, Any]]:
-    """Per unit, over the orders raised in [since, until): orders, answered, answered on time, late (answered
+    """Per unit, over the orders raised in [since, until]: orders, answered, answered on time, late (answered
     after the deadline, or unanswered past it at ``now``), and the on-time rate on_time / due, where due counts
     the orders answered or past their deadline (an order still within its time is not yet due)."""
     o = SupervisionOrder
@@ -326,7 +326,7 @@ def measures(session: Session, since: datetime, until: datetime, now: datetime) 
             missed,
         )
         .join(Unit, Unit.id == o.unit_id)
-        .where(o.created_at >= since, o.created_at < until)
+        .where(o.created_at >= since, o.created_at <= until)
         .group_by(Unit.code, Unit.name)
         .order_by(func.count(o.id).desc(), Unit.code)
     ).all()
