@@ -113,6 +113,16 @@ def test_call_record_links_to_the_ticket_made_during_the_call(
     texts = sms_gateway.texts_to(CALLER)
     assert len(texts) == 2 and number in texts[0] and "已办结" in texts[1]
 
+    # A record that comes before its ticket (posted when the call ends) is linked when the ticket is made.
+    early = {**record, "call_id": "CALL-0003", "caller": "13655558888", "started_at": clock.now().isoformat()}
+    body = json.dumps(early).encode()
+    assert c.post(URL, content=body, headers=signed(CALLS_SECRET, body, clock)).json()["linked"] == 0
+    clock.advance(timedelta(minutes=4))
+    late = op.post(
+        "/api/v1/tickets", json={"channel": "phone", "detail": "楼道灯坏了", "citizen_phone": "13655558888"}
+    ).json()["number"]
+    assert [x["call_id"] for x in op.get(f"/api/v1/channels/calls/ticket/{late}").json()] == ["CALL-0003"]
+
     _import_files(op, db, db_url, tmp_path)
 
 
@@ -125,7 +135,7 @@ def _import_files(op: TestClient, db: Database, db_url: str, tmp_path: Path) -> 
     csv = tmp_path / "calls.csv"
     csv.write_text(
         "话单编号,主叫号码,开始时间,通话时长,坐席,录音,工单编号\n"
-        f"C-1,{caller},2026-11-21 09:01:00,60,operator1,rec/1.wav,\n"  # Beijing time: 01:01 UTC, ticket 01:02
+        f"C-1,{caller},2026-11-21 09:01:00,60,operator1,rec/1.wav,\n"  # Beijing time: 01:01 UTC, ticket 01:06
         "C-2,13900000000,2026-11-21 09:30:00,30,operator1,,\n"
         "C-3,not-a-phone,2026-11-21 09:31:00,30,operator1,,\n"
         "C-4,13900000001,yesterday,30,operator1,,\n",
@@ -151,5 +161,5 @@ def _import_files(op: TestClient, db: Database, db_url: str, tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "added 1, already there 1, linked to a ticket 1" in result.output
     with db.read_sessions() as s, s.begin():
-        assert s.scalar(select(func.count()).select_from(CallRecord)) == 5  # with the webhook's two
+        assert s.scalar(select(func.count()).select_from(CallRecord)) == 6  # with the webhook's three
     assert {x["call_id"] for x in op.get(f"/api/v1/channels/calls/ticket/{number}").json()} == {"C-1", "X-9"}

@@ -4,8 +4,9 @@ They arrive by a signed webhook (POST /api/v1/channels/calls, the SMS gateway's 
 `Settings.channel_calls_secret`) or by `minsheng import calls FILE` (CSV/XLSX). Each record is stored once per
 `call_id` and linked to the ticket the agent registered during the call: the ticket the telephony system names
 (`ticket_number`), else the caller's phone-channel ticket created between the start of the call and
-`LINK_AFTER` after its end. A call whose ticket is registered later is linked when the ticket's page asks
-(`for_ticket` links what matches first).
+`LINK_AFTER` after its end. A record that arrives before its ticket (the telephony system posts it when the
+call ends, the agent finishes the form afterwards) is linked when that ticket is registered (`link_new_ticket`,
+called by the engine's intake through `channels.notices.ChannelNotices`).
 
 Example record::
 
@@ -204,6 +205,28 @@ def _ticket_of(session: Session, r: CallIn) -> int | None:
         .order_by(Ticket.created_at)
         .limit(1)
     )
+
+
+def link_new_ticket(session: Session, t: Ticket) -> None:
+    """Link a new phone ticket to the unlinked call of its caller it was registered during (or up to
+    `LINK_AFTER` after); in the intake's transaction."""
+    if t.channel != Channel.PHONE.value or not t.citizen_phone:
+        return
+    recent = session.scalars(
+        select(CallRecord)
+        .where(
+            CallRecord.caller == t.citizen_phone,
+            CallRecord.ticket_id.is_(None),
+            CallRecord.started_at <= t.created_at,
+            CallRecord.started_at >= t.created_at - timedelta(hours=4),
+        )
+        .order_by(CallRecord.started_at.desc())
+        .limit(5)
+    )
+    for call in recent:
+        if call.started_at + timedelta(seconds=call.duration_seconds) + LINK_AFTER >= t.created_at:
+            call.ticket_id = t.id
+            return
 
 
 def for_ticket(session: Session, who: Principal, number: str) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Back out to the citizen on the channel they wrote from: the closing notice of a ticket taken in by e-mail
 (or a leader's mailbox) is mailed to the address the answer went to, and that of a WeChat ticket is sent to the
 citizen's openid as a customer-service message asking for the rating (a reply "1" … "4" rates it), both through
-the outbox. (SMS tickets get the time limits' closing SMS with the rating request.)"""
+the outbox. (SMS tickets get the time limits' closing SMS with the rating request.) A new phone ticket is also
+linked to the call record it was registered during, when the record came first (`calls.link_new_ticket`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from minsheng.domain.states import Channel
 from minsheng.notify.channels import EMAIL
 from minsheng.notify.wechat_mp import WECHAT
+from minsheng.services.channels.calls import link_new_ticket
 from minsheng.services.notifications import enqueue
 from minsheng.services.ticket_core import DomainEvent
 from minsheng.storage.channel_tables import ChannelMessage
@@ -31,6 +33,9 @@ class ChannelNotices:
 
     def __call__(self, session: Session, ev: DomainEvent, now: datetime) -> None:
         t = ev.ticket
+        if ev.action == "intake":
+            link_new_ticket(session, t)
+            return
         if ev.action not in CLOSING:
             return
         if t.channel in MAIL_CHANNELS and EMAIL in self.outbound:
