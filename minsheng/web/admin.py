@@ -24,25 +24,33 @@ from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import admin_views, audit, auth, importing, org
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
-from minsheng.web import admin_open311, core
+from minsheng.web import admin_config, admin_config_more, admin_open311, core
 from minsheng.web.core import FormDep, StateDep
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 # Open311's page first: /admin/{kind} below would take /admin/open311 for a kind.
 router.include_router(admin_open311.router)
+# The city's configuration pages (issue 17 §3), also ahead of /admin/{kind}.
+router.include_router(admin_config.router)
+router.include_router(admin_config_more.router)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
 AuditReader = Annotated[Principal, core.need(Role.ADMIN, Role.SUPERVISOR)]
 CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 # The columns' widths: a longer value would fail in the database (PostgreSQL) rather than next to the field.
 MAX_LENGTHS = {"name": 100, "display_name": 64, "phone": 32, "leader_name": 50, "password": 200}
 
-# Configuration kept by other modules, shown read-only here: (what, its table, where it is edited).
+# Configuration kept by other modules, shown here: (what, its table, its API, the page that edits it).
 PROVIDED = [
-    ("派单规则", "routing_rules", "/api/v1/triage/rules（批量导入 /api/v1/triage/rules/import）"),
-    ("办理时限", "clock_policies", "/api/v1/clock/policies"),
-    ("工作日历", "clock_calendar_days", "/api/v1/clock/calendar"),
-    ("值班排班", "duty_shifts", "/api/v1/clock/rosters"),
-    ("消息模板", "message_templates", "/api/v1/clock/templates"),
+    (
+        "派单规则",
+        "routing_rules",
+        "/api/v1/triage/rules（批量导入 /api/v1/triage/rules/import）",
+        "/admin/routing",
+    ),
+    ("办理时限", "clock_policies", "/api/v1/clock/policies", "/admin/timelimits"),
+    ("工作日历", "clock_calendar_days", "/api/v1/clock/calendar", "/admin/calendar"),
+    ("值班排班", "duty_shifts", "/api/v1/clock/rosters", "/admin/rosters"),
+    ("消息模板", "message_templates", "/api/v1/clock/templates", "/admin/templates"),
 ]
 
 KINDS: dict[str, dict[str, Any]] = {
@@ -63,9 +71,11 @@ KINDS: dict[str, dict[str, Any]] = {
 def admin_index(request: Request, state: StateDep, user: AdminUser) -> Response:
     sections = []
     with core.read_tx(state) as session:
-        for label, name, api in PROVIDED:
+        for label, name, api, page in PROVIDED:
             cols, rows = admin_views.glimpse(session, name)
-            sections.append({"label": label, "api": api, "table": name, "cols": cols, "rows": rows})
+            sections.append(
+                {"label": label, "api": api, "page": page, "table": name, "cols": cols, "rows": rows}
+            )
     ctx = {"sections": sections, "kinds": KINDS, "triage": _triage_status(state)}
     return core.render(request, "admin/index.html", ctx, user=user)
 

@@ -102,12 +102,16 @@ def generate_roster(
     zone: str,
     offset: int = 0,
 ) -> RosterResult:
-    """Commanders: one a day, the listed units (all units when empty) in turn from ``offset``. Tiers: each listed
+    """Commanders: one a day, the listed units in their order (all units by code when empty) in turn from
+    ``offset``. Tiers: each listed
     unit's duty in shifts of its tier. Existing shifts of the same kind in the range are replaced."""
     q = select(Unit).order_by(Unit.code)
     if unit_codes:
         q = q.where(Unit.code.in_(unit_codes))
     units = list(session.scalars(q))
+    if unit_codes:  # the rotation follows the admin's order
+        order = {code: i for i, code in enumerate(dict.fromkeys(unit_codes))}
+        units.sort(key=lambda u: order[u.code])
     missing = sorted(set(unit_codes) - {u.code for u in units})
     if missing:
         raise Invalid(f"未找到单位：{'、'.join(missing[:10])}", field="units")
@@ -150,7 +154,7 @@ def _replace(
     replaced = session.execute(old).rowcount  # type: ignore[attr-defined]
     usernames = {s.person.username for s in shifts if s.person.username}
     user_ids = (
-        dict(session.execute(select(User.username, User.id).where(User.username.in_(usernames))))
+        {n: i for n, i in session.execute(select(User.username, User.id).where(User.username.in_(usernames)))}
         if usernames
         else {}
     )
