@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -164,6 +165,15 @@ def test_every_state_bad_rows_reported_and_a_rerun_makes_nothing(city: Database,
 
     again = import_tickets(city, data, m, NOW, batch_size=4)
     assert (again.rows_read, again.imported, again.already, again.refused) == (10, 0, 5, 5)
+    # The same export saved as XLSX reads the same: the same rows refused, the others already there.
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in [HEADER, *ROWS]:
+        ws.append(row)
+    wb.save(tmp_path / "old.xlsx")
+    xlsx = import_tickets(city, tmp_path / "old.xlsx", m, NOW)
+    assert (xlsx.rows_read, xlsx.imported, xlsx.already, xlsx.errors) == (10, 0, 5, again.errors)
     with reading(city) as session:
         assert session.scalar(select(func.count()).select_from(Ticket)) == 5
 
