@@ -31,6 +31,7 @@ from minsheng.hotspots.words import (
 __all__ = ["Crowd", "Found", "Mention", "find_places"]
 
 _MIN_KEY = 3  # characters: two-character prefixes (人民, 阳光) are shared by unrelated places
+_NAME_STEMS = frozenset({"ns", "nr", "nz", "nt", "nrt", "nrfg", UNKNOWN})
 _MAX_NAME_WORDS = 6  # words before the suffix: a longer run is a sentence, not a name
 _ADDRESS_NUMBER = frozenset(("号", "栋", "幢", "单元", "室", "楼", "层", "期", "号楼", "号院", "弄"))
 _KNOWN_ADMIN = frozenset({"province", "city", "district", "street"})
@@ -148,7 +149,7 @@ def _specific(modifiers: list[Word], last: Word, suffix: str, after_admin: bool)
         # 金帆路, 塘田村: the name and its suffix in one word jieba did not know. But 加工厂 is a kind of place
         # (its stem is a word of the dictionary), named only by words before it.
         stem = last.text[: len(last.text) - len(suffix)]
-        if len(stem) == 1 or tag_of(stem) in ("ns", "nr", "nz", "nt", "nrt", "nrfg", "j", UNKNOWN):
+        if (len(stem) == 1 and last.tag == UNKNOWN) or tag_of(stem) in _NAME_STEMS:
             return True
     if not modifiers:
         return False

@@ -144,7 +144,7 @@ _PUNCT = re.compile(r"^[\W_]+$")
 # Tags that end a place name: verbs, prepositions, conjunctions, particles, pronouns, adverbs, time words.
 _BREAK_TAGS = ("v", "p", "c", "u", "r", "d", "y", "e", "o", "t", "w", "x")
 # Tags that name something (a place, an organisation, a person, an abbreviation, a foreign word).
-_NAME_TAGS = frozenset({"ns", "nt", "nr", "nz", "nrt", "nrfg", "j", "eng", "zg", "ng", UNKNOWN, KNOWN})
+_NAME_TAGS = frozenset({"ns", "nt", "nr", "nz", "nrt", "nrfg", "eng", "zg", "ng", UNKNOWN, KNOWN})
 # Allowed inside a name although their tag would end it ("魅力之城", "某职业学院").
 _JOINERS = frozenset({"之", "某", "第"})
 # Words that end a name although their tag would not ("附近小区" is no place).
@@ -154,6 +154,7 @@ _NOT_IN_NAMES = frozenset(
         "当地 本地 城区 农村 城市 公办 民办 私立 公立 新建 大型 小型 热门 部分 所有 多个 多家 部分 几所 其他 "
         "我市 我县 我区 我省 本市 本县 本区 周边地区 老旧 普通 有些 一所 一家 这家 那家 这所 那所 整个 高档 "
         "商品房 安置 回迁 新 老 整体 多数 大部分 该小区 本小区 小区内 沿路 沿途 一路 马路 路上 路边 路面 "
+        "绕路 走路 修路 道路 上路 过路 让路 开路 带路 问路 线路 出路 思路 半路 "
         "问题 情况 事情 反映 投诉 举报 咨询 建议 请求 要求 希望 关于 位于 居住 住在 家住 地处 临街 沿街 "
         "居民区 旧城区 老城区 新城区 市区 郊区 辖区 开发区 工业区 商业区 住宅区 生活区 保护区 示范区 服务区 试验区 老区 "
         "山区 湖区 学区 城区 该区 本区 全区 各区 各县 各市 "

@@ -303,6 +303,7 @@ def _places(found: list[Hotspot], areas: dict[int, _Area]) -> list[dict[str, Any
             {
                 "code": code,
                 "name": area.full if area is not None else code,
+                "short": area.name if area is not None else code,
                 "level": area.level if area is not None else None,
                 "lat": round(lat, 6),
                 "lon": round(lon, 6),

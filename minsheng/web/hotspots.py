@@ -134,6 +134,7 @@ def hotspots_page(request: Request, state: StateDep, user: HotspotUser) -> Respo
         "map_points": [
             {
                 "name": p["name"],
+                "short": p["short"],
                 "value": [p["lon"], p["lat"], p["heat"]],
                 "topics": p["topics"],
                 "count": p["count"],
