@@ -373,11 +373,13 @@ def generate_history(
         )
 
 
-def _merge(
-    times: list[tuple[datetime, tuple[str, str] | None]], planted: list[PlantedCall]
-) -> list[tuple[datetime, tuple[str, str] | None, PlantedCall | None]]:
+_Due = tuple[datetime, tuple[str, str] | None, PlantedCall | None]  # creation time, burst, planted call
+
+
+def _merge(times: list[tuple[datetime, tuple[str, str] | None]], planted: list[PlantedCall]) -> list[_Due]:
     """The ordinary creation times and the planted calls, in one time order."""
-    merged = [(t, burst, None) for t, burst in times] + [(c.created_at, None, c) for c in planted]
+    merged: list[_Due] = [(t, burst, None) for t, burst in times]
+    merged += [(c.created_at, None, c) for c in planted]
     merged.sort(key=lambda x: x[0])
     return merged
 
