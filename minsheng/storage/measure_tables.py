@@ -12,6 +12,7 @@ ranking of units reads a few hundred thousand rows instead of one per ticket:
 | 3 | day, category |
 | 4 | day, channel, kind |
 | 5 | day |
+| 11-15 | as 1-5, by month (``day`` is the first of the month) |
 
 `measure_contributions` remembers what each ticket last added (its cube-0 rows as JSON), so that the next
 event of that ticket takes exactly that away before adding its new contribution. Both are written by

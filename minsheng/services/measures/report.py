@@ -23,7 +23,7 @@ from minsheng.measures.timeline import COUNTERS
 from minsheng.measures.values import MeasureSettings, base_of, composite, values
 from minsheng.services.errors import Invalid
 from minsheng.services.measures import org_tree
-from minsheng.services.measures.facts import CUBES
+from minsheng.services.measures.facts import CUBES, MONTHLY
 from minsheng.storage.measure_tables import measure_facts
 from minsheng.storage.models import Area
 
@@ -126,12 +126,38 @@ class Filter:
 def sums(
     session: Session, start: date, end: date, group: Sequence[str], flt: Filter
 ) -> dict[tuple[Any, ...], Counts]:
-    """Counters summed over days [start, end), grouped by the fact columns ``group`` ("day", "unit_id" …)."""
+    """Counters summed over days [start, end), grouped by the fact columns ``group`` ("day", "unit_id" …).
+
+    Whole months are read from the monthly cube where there is one (and no grouping by day), the days before
+    the first and after the last whole month from the daily cube."""
     dims = {d for d, col in _DIM_COLUMN.items() if col in group} | flt.dims()
     cube = pick_cube(dims)
+    monthly = MONTHLY.get(cube) if "day" not in group else None
+    first = start if start.day == 1 else _next_month(start)
+    last = end.replace(day=1)
+    if monthly is None or first >= last:
+        return _sums(session, cube, start, end, group, flt)
+    out: dict[tuple[Any, ...], Counts] = {}
+    for c, a, b in ((cube, start, first), (monthly, first, last), (cube, last, end)):
+        if a < b:
+            for key, counts in _sums(session, c, a, b, group, flt).items():
+                add_counts(out.setdefault(key, {}), counts)
+    return out
+
+
+def _next_month(d: date) -> date:
+    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
+
+
+_SUMS = [func.sum(measure_facts.c[c]) for c in COUNTERS]
+
+
+def _sums(
+    session: Session, cube: int, start: date, end: date, group: Sequence[str], flt: Filter
+) -> dict[tuple[Any, ...], Counts]:
     cols = [measure_facts.c[g] for g in group]
     q = (
-        select(*cols, *(func.sum(measure_facts.c[c]) for c in COUNTERS))
+        select(*cols, *_SUMS)
         .where(measure_facts.c.cube == cube, measure_facts.c.day >= start, measure_facts.c.day < end)
         .where(*flt.conditions())
     )
