@@ -325,13 +325,18 @@ def _intake(
     for blob in photos:
         record_attachment(session, engine, ticket, actor, blob, now, public=True)
     if message.unit_code and ticket.state == TicketState.ACCEPTED.value:
-        engine.dispatch(
-            session,
-            Actor.system("领导信箱"),
-            ticket.number,
-            s.Dispatch(lead_unit=message.unit_code, note="领导信箱来信，按信箱转办"),
-            now,
-        )
+        # A mailbox whose unit no longer takes tickets must not lose the letter: it then waits for a dispatcher.
+        try:
+            with session.begin_nested():
+                engine.dispatch(
+                    session,
+                    Actor.system("领导信箱"),
+                    ticket.number,
+                    s.Dispatch(lead_unit=message.unit_code, note="领导信箱来信，按信箱转办"),
+                    now,
+                )
+        except ServiceError:
+            pass
     assert code is not None
     reply = f"您的诉求已受理，工单编号{ticket.number}，查询码{code}。发送工单编号可查询办理进度。"
     return Outcome("intake", reply, ticket.number, code, False, ticket)
