@@ -56,7 +56,9 @@ def upgrade() -> None:
         sa.Column("recording_ref", sa.String(length=500), nullable=True),
         sa.Column("ticket_id", _ID, nullable=True),
         sa.Column("created_at", _AT, nullable=False),
-        sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], name=op.f("fk_call_records_ticket_id_tickets")),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"], ["tickets.id"], name=op.f("fk_call_records_ticket_id_tickets")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_records")),
         sa.UniqueConstraint("call_id", name=op.f("uq_call_records_call_id")),
     )
