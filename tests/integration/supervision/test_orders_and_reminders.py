@@ -144,3 +144,21 @@ def test_reminders_count_and_reach_the_leader_from_the_second(city: City) -> Non
         assert tid is not None and reminders.count(session, tid) == 3
     with writing(db) as session, pytest.raises(PermissionDenied):
         reminders.remind(session, city.engine, city.who("followup1"), number, None, clock.now())
+
+
+def test_the_worker_pass_runs_the_deadline_check(city: City) -> None:
+    """`background.run_once` (the embedded worker and `minsheng worker run`) fires the 督办 deadlines."""
+    from minsheng.services.background import run_once
+    from minsheng.services.timelimits.config import TimeLimitConfig
+    from minsheng.services.timelimits.subscriber import Clockwork
+
+    db, clock = city.db, city.clock
+    number = city.ticket()
+    with writing(db) as session:
+        orders.raise_order(
+            session, city.engine, city.who("leader1"), orders.NewOrder((number,), "限时回复", 2), clock.now()
+        )
+    clock.advance(3 * HOUR)
+    run_once(db, clock.now(), clockwork=Clockwork(city.engine, TimeLimitConfig()))
+    run_once(db, clock.now(), clockwork=Clockwork(city.engine, TimeLimitConfig()))
+    assert city.actions(number).count("supervision_overdue") == 1
