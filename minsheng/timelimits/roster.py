@@ -63,6 +63,8 @@ def commander_rotation(
             start + timedelta(days=i + 1),
             1,
             True,
+            # Not "duty": the commander of the day is not thereby the unit's own cadre on duty.
+            "commander",
         )
         for i in range(days)
     ]
