@@ -162,3 +162,31 @@ def test_the_worker_pass_runs_the_deadline_check(city: City) -> None:
     run_once(db, clock.now(), clockwork=Clockwork(city.engine, TimeLimitConfig()))
     run_once(db, clock.now(), clockwork=Clockwork(city.engine, TimeLimitConfig()))
     assert city.actions(number).count("supervision_overdue") == 1
+
+
+def test_notices_go_through_the_outbox_where_a_channel_is_configured(city: City) -> None:
+    """With SMS configured, the unit's leader gets the order by SMS through the outbox (delivered later by the
+    worker); without it, only the in-app inbox."""
+    from minsheng.storage.models import User
+    from minsheng.storage.timelimit_tables import OutboxMessage
+
+    db, clock = city.db, city.clock
+    with writing(db) as session:
+        leader = session.scalars(select(User).where(User.username == "leader1")).one()
+        leader.phone = "13900000001"
+    number = city.ticket()
+    with writing(db) as session:
+        o = orders.raise_order(
+            session,
+            city.engine,
+            city.who("supervisor1"),
+            orders.NewOrder((number,), "请限期回复", 4),
+            clock.now(),
+            frozenset({"sms"}),
+        )
+        order_id = o.id
+    with reading(db) as session:
+        rows = list(session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "supervision_order")))
+    mine = [r for r in rows if number in r.title]
+    assert [(r.channel, r.recipient) for r in mine] == [("sms", "13900000001")]
+    assert str(order_id) and "请限期回复" in mine[0].text
