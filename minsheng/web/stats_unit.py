@@ -9,6 +9,8 @@ closed tickets whose citizens agreed to publication, personal data masked; no co
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -106,6 +108,29 @@ def unit_export(request: Request, state: StateDep, user: UnitUser) -> Response:
 
 
 # ------------------------------------------------------------------------------------------ public page
+PUBLIC_CACHE_SECONDS = 60.0
+_public_lock = threading.Lock()
+
+
+def _public_board(request: Request, state: Any, period: Period) -> stats.PublicBoard:
+    """The month's board, kept a minute per app and month: anyone may ask for it, as often as they like."""
+    cache: dict[str, tuple[float, stats.PublicBoard]]
+    with _public_lock:
+        cache = getattr(request.app.state, "minsheng_public_rankings", None) or {}
+        request.app.state.minsheng_public_rankings = cache
+        key, now = str(period), time.monotonic()
+        hit = cache.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+    with core.read_tx(state) as session:
+        board = stats.public_board(session, period, state.settings, PUBLIC_LEVELS)
+    with _public_lock:
+        for k in [k for k, (until, _) in cache.items() if until <= now]:
+            del cache[k]
+        cache[key] = (now + PUBLIC_CACHE_SECONDS, board)
+    return board
+
+
 @router.get("/public/rankings")
 def public_rankings(request: Request, state: StateDep, user: MaybeUser) -> Response:
     text = (request.query_params.get("month") or "").strip()[:20]
@@ -116,8 +141,7 @@ def public_rankings(request: Request, state: StateDep, user: MaybeUser) -> Respo
         raise Invalid("月份格式应为 2026-11") from e
     if period.grain != "month":
         raise Invalid("请按月查看，例如 2026-11")
-    with core.read_tx(state) as session:
-        board = stats.public_board(session, period, state.settings, PUBLIC_LEVELS)
+    board = _public_board(request, state, period)
     months = [Period.month(d.year, d.month)]
     for _ in range(11):
         months.append(months[-1].previous())
