@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from minsheng.domain.roles import Role
+from minsheng.domain.transitions import IllegalTransition
 from minsheng.http.common import IdPath
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import org
@@ -62,7 +63,7 @@ def _step(
     except ValidationError as e:
         field, msg = next(iter(core.field_errors(e).items()))
         return core.redirect(back, err=f"{_LABELS.get(field, field)}：{msg}", at=at)
-    except ServiceError as e:
+    except (ServiceError, IllegalTransition) as e:
         return core.redirect(back, err=core.service_message(e), at=at)
     return core.redirect(back, msg=done, at=at)
 
