@@ -75,7 +75,7 @@ POLICY_FORM = {
 }
 
 
-def test_policies_presets_and_where_values_come_from(login: Login, db: Database, clock: FixedClock) -> None:
+def _policies_presets_and_where_values_come_from(login: Login, db: Database, clock: FixedClock) -> None:
     admin = login("admin")
     for role in ("operator1", "supervisor1", "h_zjj", "leader1"):
         c = login(role)
@@ -132,7 +132,7 @@ def test_policies_presets_and_where_values_come_from(login: Login, db: Database,
     assert _post(admin, "/admin/timelimits/preset", {"preset": "nowhere"}).status_code == 422
 
 
-def test_repeated_failure_ladder_is_edited_and_used(login: Login, db: Database, clock: FixedClock) -> None:
+def _repeated_failure_ladder_is_edited_and_used(login: Login, db: Database, clock: FixedClock) -> None:
     admin = login("admin")
     assert _post(admin, "/admin/timelimits/preset", {"preset": "qianxi"}).status_code == 303
     page = admin.get("/admin/timelimits").text
@@ -174,9 +174,7 @@ def test_repeated_failure_ladder_is_edited_and_used(login: Login, db: Database, 
     assert _count(db, UnitFailure) == 3
 
 
-def test_calendar_notice_changes_a_working_day_deadline(
-    login: Login, db: Database, clock: FixedClock
-) -> None:
+def _calendar_notice_changes_a_working_day_deadline(login: Login, db: Database, clock: FixedClock) -> None:
     admin = login("admin")
     assert login("dispatcher1").get("/admin/calendar").status_code == 403
     # Two working days from the clock's Saturday 2026-11-21: Tuesday's end of work on the statutory calendar.
@@ -219,7 +217,7 @@ def test_calendar_notice_changes_a_working_day_deadline(
     assert r.status_code == 303 and _audits(db, "calendar_day")[-1].action == "delete"
 
 
-def test_roster_generator_and_the_commander_who_gets_the_escalation(
+def _roster_generator_and_the_commander_who_gets_the_escalation(
     login: Login, app_client: TestClient, db: Database, clock: FixedClock
 ) -> None:
     admin = login("admin")
@@ -276,7 +274,7 @@ def test_roster_generator_and_the_commander_who_gets_the_escalation(
     assert r.status_code == 303 and _audits(db, "duty_shift")[-1].action == "delete"
 
 
-def test_templates_preview_and_routing_rules(login: Login, db: Database) -> None:
+def _templates_preview_and_routing_rules(login: Login, db: Database) -> None:
     admin = login("admin")
     for c in (login("supervisor1"), login("operator1")):
         assert c.get("/admin/templates").status_code == 403 and c.get("/admin/routing").status_code == 403
@@ -315,3 +313,19 @@ def test_templates_preview_and_routing_rules(login: Login, db: Database) -> None
     assert r.status_code == 303 and _audits(db, "routing_rule")[-1].after["takes_consultations"] is False
     assert "受理台答复" in admin.get("/admin/routing").text
     assert _post(admin, f"/admin/routing/{rid}/delete", {}).status_code == 303
+
+
+# Two tests per store, each a sequence of pages: a database per test costs more than the pages themselves.
+def test_policies_presets_and_the_repeated_failure_ladder(
+    login: Login, db: Database, clock: FixedClock
+) -> None:
+    _policies_presets_and_where_values_come_from(login, db, clock)
+    _repeated_failure_ladder_is_edited_and_used(login, db, clock)
+
+
+def test_calendar_rosters_templates_and_routing(
+    login: Login, app_client: TestClient, db: Database, clock: FixedClock
+) -> None:
+    _calendar_notice_changes_a_working_day_deadline(login, db, clock)
+    _roster_generator_and_the_commander_who_gets_the_escalation(login, app_client, db, clock)
+    _templates_preview_and_routing_rules(login, db)

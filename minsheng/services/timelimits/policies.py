@@ -104,9 +104,14 @@ class PolicyBook:
     def policy_set(self, session: Session) -> PolicySet:
         """The city's policies (the preset when admins have entered none) over the category tree."""
         version = (
+            # Rows added (max id), deleted or edited (max deleted_at / updated_at) all change the key, so a preset
+            # applied in the instant of an earlier edit is still seen.
             session.execute(
-                select(func.count(), func.max(tables.TimeLimitPolicy.updated_at)).where(
-                    tables.TimeLimitPolicy.deleted_at.is_(None)
+                select(
+                    func.count(),
+                    func.max(tables.TimeLimitPolicy.id),
+                    func.max(tables.TimeLimitPolicy.updated_at),
+                    func.max(tables.TimeLimitPolicy.deleted_at),
                 )
             ).one(),
             session.execute(select(func.count(), func.max(Category.id))).one(),
