@@ -29,6 +29,7 @@ from minsheng.cli.model import app as model_app
 from minsheng.cli.open311 import app as open311_app
 from minsheng.cli.partners import app as partners_app
 from minsheng.cli.report import report as report_command
+from minsheng.cli.timelimits import app as timelimits_app
 from minsheng.cli.users import app as users_app
 from minsheng.cli.worker import app as worker_app
 
@@ -52,6 +53,7 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(worker_app, name="worker")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(measures_app, name="measures")
+app.add_typer(timelimits_app, name="timelimits")
 app.command("report")(report_command)
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from minsheng.cli.main import app as cli
 from minsheng.domain.clock import FixedClock
 from minsheng.services.background import run_once
 from minsheng.storage.audit_tables import AuditEntry
@@ -317,10 +319,19 @@ def _templates_preview_and_routing_rules(login: Login, db: Database) -> None:
 
 # Two tests per store, each a sequence of pages: a database per test costs more than the pages themselves.
 def test_policies_presets_and_the_repeated_failure_ladder(
-    login: Login, db: Database, clock: FixedClock
+    login: Login, db: Database, db_url: str, clock: FixedClock
 ) -> None:
     _policies_presets_and_where_values_come_from(login, db, clock)
     _repeated_failure_ladder_is_edited_and_used(login, db, clock)
+    # The same presets from the command line, audited with the CLI as the actor.
+    runner, args = CliRunner(), ["--database-url", db_url]
+    r = runner.invoke(cli, ["timelimits", "preset", "apply", "jiaxing", *args])
+    assert r.exit_code == 0 and "preset jiaxing applied: 4 policies" in r.output, r.output
+    assert _audits(db, "city_setting")[-1].actor_name == "cli"
+    assert runner.invoke(cli, ["timelimits", "preset", "apply", "atlantis", *args]).exit_code == 2
+    r = runner.invoke(cli, ["timelimits", "preset", "list", *args])
+    assert r.exit_code == 0 and "jiaxing" in r.output and "yes" in r.output
+    assert "嘉兴 主城区10分钟到场" in login("admin").get("/admin/timelimits").text
 
 
 def test_calendar_rosters_templates_and_routing(
