@@ -134,7 +134,9 @@ def _policies_presets_and_where_values_come_from(login: Login, db: Database, clo
     assert _post(admin, "/admin/timelimits/preset", {"preset": "nowhere"}).status_code == 422
 
 
-def _repeated_failure_ladder_is_edited_and_used(login: Login, db: Database, clock: FixedClock) -> None:
+def _repeated_failure_ladder_is_edited_and_used(
+    login: Login, app_client: TestClient, db: Database, clock: FixedClock
+) -> None:
     admin = login("admin")
     assert _post(admin, "/admin/timelimits/preset", {"preset": "qianxi"}).status_code == 303
     page = admin.get("/admin/timelimits").text
@@ -174,6 +176,16 @@ def _repeated_failure_ladder_is_edited_and_used(login: Login, db: Database, cloc
     a = next(x["id"] for x in view["assignments"] if x["unit_code"] == "ZJJ")
     assert zjj.post(f"/api/v1/assignments/{a}/return", json={"reason": "非本单位职责"}).status_code == 200
     assert _count(db, UnitFailure) == 3
+    # Missed signs only, one level: the worker counts a sign deadline missed (30 min) from the stored rules.
+    admin = login("admin")
+    only_signs = {"enabled": "1", "period_days": "7", "levels": "district_leader", "missed_signs": "1"}
+    assert _post(admin, "/admin/timelimits/ladder", only_signs).status_code == 303
+    _ticket(login)
+    clock.advance(timedelta(minutes=31))
+    run_once(db, clock.now(), clockwork=app_client.app.state.minsheng.clockwork)
+    with db.read_sessions() as session:
+        last = session.scalars(select(UnitFailure).order_by(UnitFailure.id.desc())).first()
+    assert last is not None and (last.step, last.target) == ("sign", "district_leader")
 
 
 def _calendar_notice_changes_a_working_day_deadline(login: Login, db: Database, clock: FixedClock) -> None:
@@ -319,10 +331,10 @@ def _templates_preview_and_routing_rules(login: Login, db: Database) -> None:
 
 # Two tests per store, each a sequence of pages: a database per test costs more than the pages themselves.
 def test_policies_presets_and_the_repeated_failure_ladder(
-    login: Login, db: Database, db_url: str, clock: FixedClock
+    login: Login, app_client: TestClient, db: Database, db_url: str, clock: FixedClock
 ) -> None:
     _policies_presets_and_where_values_come_from(login, db, clock)
-    _repeated_failure_ladder_is_edited_and_used(login, db, clock)
+    _repeated_failure_ladder_is_edited_and_used(login, app_client, db, clock)
     # The same presets from the command line, audited with the CLI as the actor.
     runner, args = CliRunner(), ["--database-url", db_url]
     r = runner.invoke(cli, ["timelimits", "preset", "apply", "jiaxing", *args])
