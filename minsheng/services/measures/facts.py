@@ -17,6 +17,8 @@ assignment yet (every intake) needs no read at all.
 
 from __future__ import annotations
 
+import functools
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import delete, event, func, insert, select, text
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 from minsheng.measures.periods import DEFAULT_ZONE, Period
@@ -153,13 +157,19 @@ def write_pending(session: Session) -> None:
     session.flush()
     fast: list[TicketTimeline] = []
     slow: list[int] = []
+    known: dict[int, Ticket] = {}
     for tid, entry in pending.items():
         tl = _from_session(entry)
-        if tl is None:
-            slow.append(tid)
-        else:
+        if tl is not None:
             fast.append(tl)
-    apply_changes(session, fast, slow)
+            continue
+        slow.append(tid)
+        t = entry.ticket
+        if _alive(t) and "assignments" in sa_inspect(t).dict:
+            known[tid] = (
+                t  # its fields and assignments are in the session: only events and deadlines are read
+            )
+    apply_changes(session, fast, slow, known)
 
 
 def _alive(obj: Any) -> bool:
@@ -200,20 +210,44 @@ def _event(
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def load_timelines(session: Session, ticket_ids: Sequence[int]) -> list[TicketTimeline]:
-    """The timelines of these tickets as the measures read them (tickets that do not exist are left out)."""
+def load_timelines(
+    session: Session, ticket_ids: Sequence[int], known: Mapping[int, Ticket] | None = None
+) -> list[TicketTimeline]:
+    """The timelines of these tickets as the measures read them (tickets that do not exist are left out).
+    Tickets in ``known`` (loaded, with their assignments) are taken from the session instead of read."""
     out: list[TicketTimeline] = []
     for i in range(0, len(ticket_ids), CHUNK):
-        out += _load_chunk(session, list(ticket_ids[i : i + CHUNK]))
+        out += _load_chunk(session, list(ticket_ids[i : i + CHUNK]), known or {})
     return out
 
 
-def _load_chunk(session: Session, ids: list[int]) -> list[TicketTimeline]:
-    tickets = session.execute(
-        select(
-            Ticket.id, Ticket.created_at, Ticket.channel, Ticket.kind, Ticket.area_id, Ticket.category_id
-        ).where(Ticket.id.in_(ids))
-    ).all()
+def _load_chunk(session: Session, ids: list[int], known: Mapping[int, Ticket]) -> list[TicketTimeline]:
+    unknown = [i for i in ids if i not in known]
+    tickets = [
+        (t.id, t.created_at, t.channel, t.kind, t.area_id, t.category_id)
+        for i in ids
+        if (t := known.get(i)) is not None
+    ]
+    assignments: dict[int, list[AssignmentInfo]] = defaultdict(list)
+    for tid, t in known.items():
+        if tid in ids:
+            assignments[tid] = [AssignmentInfo(a.id, a.unit_id, a.role, a.created_at) for a in t.assignments]
+    if unknown:
+        tickets += session.execute(
+            select(
+                Ticket.id, Ticket.created_at, Ticket.channel, Ticket.kind, Ticket.area_id, Ticket.category_id
+            ).where(Ticket.id.in_(unknown))
+        ).tuples()
+        for aid, tid, unit_id, role, created_at in session.execute(
+            select(
+                Assignment.id,
+                Assignment.ticket_id,
+                Assignment.unit_id,
+                Assignment.role,
+                Assignment.created_at,
+            ).where(Assignment.ticket_id.in_(unknown))
+        ):
+            assignments[tid].append(AssignmentInfo(aid, unit_id, role, created_at))
     events: dict[int, list[Event]] = defaultdict(list)
     for tid, seq, at, action, aid, rating, step in session.execute(
         select(
@@ -228,24 +262,18 @@ def _load_chunk(session: Session, ids: list[int]) -> list[TicketTimeline]:
     ):
         payload = {k: v for k, v in (("rating", rating), ("step", step)) if v is not None}
         events[tid].append(Event(seq, at, action, aid, payload))
-    assignments: dict[int, list[AssignmentInfo]] = defaultdict(list)
-    for aid, tid, unit_id, role, created_at in session.execute(
-        select(
-            Assignment.id, Assignment.ticket_id, Assignment.unit_id, Assignment.role, Assignment.created_at
-        ).where(Assignment.ticket_id.in_(ids))
-    ):
-        assignments[tid].append(AssignmentInfo(aid, unit_id, role, created_at))
     limits: dict[int, list[StepLimit]] = defaultdict(list)
-    for tid, aid, step, started, due in session.execute(
-        select(
-            StepDeadline.ticket_id,
-            StepDeadline.assignment_id,
-            StepDeadline.step,
-            StepDeadline.started_at,
-            StepDeadline.due_at,
-        ).where(StepDeadline.ticket_id.in_(ids))
-    ):
-        limits[tid].append(StepLimit(aid, step, started, due))
+    if any(assignments.values()) or unknown:
+        for tid, aid, step, started, due in session.execute(
+            select(
+                StepDeadline.ticket_id,
+                StepDeadline.assignment_id,
+                StepDeadline.step,
+                StepDeadline.started_at,
+                StepDeadline.due_at,
+            ).where(StepDeadline.ticket_id.in_(ids))
+        ):
+            limits[tid].append(StepLimit(aid, step, started, due))
     return [
         TicketTimeline(
             _ticket_info(*row),
@@ -257,28 +285,36 @@ def _load_chunk(session: Session, ids: list[int]) -> list[TicketTimeline]:
     ]
 
 
-_calendar_cache: dict[str, tuple[Any, WorkCalendar]] = {}
+_calendar_cache: dict[str, tuple[Any, WorkCalendar, float]] = {}
+#: How long this process trusts its copy of the calendar without asking whether the table changed.
+CALENDAR_RECHECK_SECONDS = 5.0
+_TIMED_ACTIONS = frozenset({"sign", "contact", "arrive", "feedback", "review_accept"})
 
 
 def calendar(session: Session) -> WorkCalendar:
-    """The city's working calendar (statutory + local entries, default hours), cached until its table changes."""
+    """The city's working calendar (statutory + local entries, default hours), cached until its table changes
+    (looked at most every few seconds: a calendar edit is followed by a rebuild anyway, docs/METRICS.md)."""
+    key = str(session.get_bind().engine.url)
+    hit = _calendar_cache.get(key)
+    if hit is not None and time.monotonic() - hit[2] < CALENDAR_RECHECK_SECONDS:
+        return hit[1]
     version = tuple(
         session.execute(
             select(func.count(), func.max(CalendarDay.created_at), func.max(CalendarDay.id))
         ).one()
     )
-    key = str(session.get_bind().engine.url)
-    hit = _calendar_cache.get(key)
     if hit is not None and hit[0] == version:
+        _calendar_cache[key] = (version, hit[1], time.monotonic())
         return hit[1]
     entries = [CalendarEntry(d.day, d.kind, d.name) for d in session.scalars(select(CalendarDay))]  # type: ignore[arg-type]
     cal = WorkCalendar(entries, zone=DEFAULT_ZONE)
-    _calendar_cache[key] = (version, cal)
+    _calendar_cache[key] = (version, cal, time.monotonic())
     return cal
 
 
 def _needs_calendar(timelines: Iterable[TicketTimeline]) -> bool:
-    return any(tl.assignments for tl in timelines)
+    """Whether any duration is measured (working time needs the calendar)."""
+    return any(ev.action in _TIMED_ACTIONS for tl in timelines for ev in tl.events)
 
 
 def compute(timelines: Sequence[TicketTimeline], cal: WorkingTime | None) -> dict[int, Contribution]:
@@ -286,11 +322,17 @@ def compute(timelines: Sequence[TicketTimeline], cal: WorkingTime | None) -> dic
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def apply_changes(session: Session, fast: Sequence[TicketTimeline], slow_ids: Sequence[int]) -> None:
-    """Replace the contributions of these tickets: ``fast`` are new tickets given in full, ``slow_ids`` are read."""
+def apply_changes(
+    session: Session,
+    fast: Sequence[TicketTimeline],
+    slow_ids: Sequence[int],
+    known: Mapping[int, Ticket] | None = None,
+) -> None:
+    """Replace the contributions of these tickets: ``fast`` are new tickets given in full, ``slow_ids`` are read
+    (those in ``known`` partly from the session)."""
     ids = sorted({*(tl.ticket.id for tl in fast), *slow_ids})
     old = _old_contributions(session, ids)
-    timelines = list(fast) + load_timelines(session, sorted(set(slow_ids)))
+    timelines = list(fast) + load_timelines(session, sorted(set(slow_ids)), known)
     cal = calendar(session) if _needs_calendar(timelines) else None
     new = compute(timelines, cal)
     delta: dict[FactKey, dict[str, int]] = {}
@@ -364,16 +406,22 @@ def upsert_facts(session: Session, rows: Mapping[CubeKey, Mapping[str, int]]) ->
         {**dict(zip(KEY_COLUMNS, k, strict=True)), **{c: counters.get(c, 0) for c in COUNTERS}}
         for k, counters in sorted(rows.items())
     ]
-    ins = dialect.insert(session)(measure_facts)
     # Only the counters this batch changes are updated: fewer assignments on busy rows. One statement given
-    # many parameter sets: SQLAlchemy caches its compiled form and sends the rows in multi-row batches.
-    touched = sorted({c for counters in rows.values() for c in counters})
-    stmt = ins.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={c: measure_facts.c[c] + ins.excluded[c] for c in touched},
-    )
+    # many parameter sets: SQLAlchemy sends the rows in multi-row batches.
+    touched = tuple(sorted({c for counters in rows.values() for c in counters}))
+    stmt = _upsert_statement(dialect.name(session), touched)
     for i in range(0, len(values), CHUNK):
         session.execute(stmt, values[i : i + CHUNK])
+
+
+@functools.lru_cache(maxsize=512)
+def _upsert_statement(dialect_name: str, touched: tuple[str, ...]) -> Any:
+    """The upsert for one set of changed counters (built once: building it costs more than running it)."""
+    ins = (pg_insert if dialect_name == "postgresql" else sqlite_insert)(measure_facts)
+    excluded = ins.excluded
+    return ins.on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS), set_={c: measure_facts.c[c] + excluded[c] for c in touched}
+    )
 
 
 # ---------------------------------------------------------------------------------------------- rebuild
