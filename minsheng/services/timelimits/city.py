@@ -210,7 +210,7 @@ class StepSource:
     unit: str | None
     here: bool
     source: str
-    ladder: bool
+    ladder: str  # "本条设定", "沿用上级" or "" (no escalation ladder for the step)
 
 
 @dataclass(frozen=True)
@@ -247,17 +247,19 @@ def policy_views(session: Session, fallback: PolicySet) -> tuple[list[PolicyView
         )
         steps = []
         for step in steps_seen:
+            inherited_ladder = any(step in p.escalation for p in chain)
+            ladder = "本条设定" if step in own.escalation else ("沿用上级" if inherited_ladder else "")
             if step in own.limits:
                 lim = own.limits[step]
-                steps.append(StepSource(step, lim.amount, lim.unit, True, "本条设定", step in own.escalation))
+                steps.append(StepSource(step, lim.amount, lim.unit, True, "本条设定", ladder))
                 continue
             parent = next((p for p in chain if step in p.limits), None)
             if parent is None:
-                steps.append(StepSource(step, None, None, False, "未设时限", False))
+                steps.append(StepSource(step, None, None, False, "未设时限", ""))
             else:
                 lim = parent.limits[step]
                 steps.append(
-                    StepSource(step, lim.amount, lim.unit, False, f"继承自「{_label(parent)}」", False)
+                    StepSource(step, lim.amount, lim.unit, False, f"继承自「{_label(parent)}」", ladder)
                 )
         if own.warn_at is not None:
             warn, wsrc = own.warn_at, "本条设定"

@@ -49,7 +49,17 @@ def test_admin_configures_the_city(browser: Any, server: Running) -> None:
     page.click("#ladder button:has-text('保存')")
     page.wait_for_selector(".flash.ok")
     assert page.input_value("#ladder input[name=period_days]") == "15"
-    page.locator("#policies article").first.locator("summary").click()
+    # A category's own policy that sets only the resolve limit: the other steps say where they come from.
+    page.click("#new-policy summary")
+    page.fill("#new-policy input[name=name]", "市政设施 办结10个工作日")
+    page.fill("#new-policy input[name=category_code]", "0101")
+    page.fill("#new-policy input[name=amount_resolve]", "10")
+    page.select_option("#new-policy select[name=unit_resolve]", "working_days")
+    page.click("#new-policy button:has-text('保存')")
+    page.wait_for_selector(".flash.ok")
+    article = page.locator("#policies article").last
+    assert "继承自「默认 一般」" in article.inner_text()
+    article.locator("summary").click()
     _shot(page, "timelimits")
 
     page.click(".subnav >> text=工作日历")
