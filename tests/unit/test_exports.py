@@ -84,3 +84,18 @@ def test_download_names_and_header() -> None:
     assert header.startswith('attachment; filename="2026-11.xlsx"')
     assert "filename*=UTF-8''%E7%BB%9F%E8%AE%A1_2026-11.xlsx" in header
     assert "\n" not in content_disposition("a\r\nb.xlsx")
+
+
+def test_free_text_is_masked_before_it_leaves_the_centre() -> None:
+    from minsheng.services.stats import mask_text
+
+    text = "张三说请拨打13912345678或0571-87654321，身份证330102199001011234，住幸福路3号2单元"
+    out = mask_text(text, name="张三", address="幸福路3号2单元")
+    assert "13912345678" not in out and "139****5678" in out
+    assert "87654321" not in out and "0571-********" in out
+    assert "199001011234" not in out and out.count("*") >= 10
+    assert "张三" not in out and "张*" in out
+    assert "幸福路3号2单元" not in out
+    assert mask_text(None) == "" and mask_text("路灯坏了") == "路灯坏了"
+    # numbers that are not phone numbers stay (a ticket number, an amount)
+    assert mask_text("工单2026112100001，欠薪3000元") == "工单2026112100001，欠薪3000元"
