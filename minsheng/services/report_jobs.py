@@ -43,6 +43,10 @@ log = logging.getLogger("minsheng.reports")
 KIND = "report"
 CATCH_UP_DAYS = 3
 CHECK_EVERY = timedelta(minutes=10)
+# A process looks first this long after it started: a server's first minutes are its busiest, and short-lived
+# processes (tests, one-off commands, a restart loop) never build a report. Rendering the PDF holds the GIL for
+# seconds, which the web process's requests feel: see docs/REPORTS.md.
+FIRST_LOOK_AFTER = timedelta(minutes=5)
 Builder = Callable[[Session, Period, datetime, Settings], Report]
 
 
@@ -204,13 +208,14 @@ class ReportJob:
         channels: Collection[str] = (),
         *,
         every: timedelta = CHECK_EVERY,
+        first_look_after: timedelta = FIRST_LOOK_AFTER,
         build: Builder | None = None,
     ) -> None:
         self.db, self.clock, self.settings = db, clock, settings
         self.channels = frozenset(channels)
         self.every = every
         self.build = build
-        self._next: datetime | None = None
+        self._next: datetime | None = clock.now() + first_look_after
 
     def __call__(self, _stats: Any = None) -> None:
         self.run()
