@@ -33,6 +33,8 @@ from minsheng.web import (
     login,
     portal,
     screen,
+    stats,
+    stats_unit,
     supervision,
 )
 
@@ -61,6 +63,8 @@ def install(app: FastAPI, state: Platform) -> None:
         kbpages,
         grid,
         calls,
+        stats,
+        stats_unit,
         hotspots,
         supervision,
     ):
