@@ -7,7 +7,9 @@ office per district and a street office per street, 15 × 6 × 4 categories. A t
 (8 %), transferred (3 %), a repeat (3 %), still waiting (1 %) or dispatched (85 %) to the department of its
 category or the street office of its area; some are returned and redispatched, some have an assisting unit,
 most are signed, handled, closed and rated, some reopened; tickets of the last two weeks are partly still open.
-Deadlines (sign 30 min, resolve 5 days) are part of the timelines but not written as clock rows.
+Deadlines (sign 30 min, resolve 5 days) are part of the timelines but not written as clock rows, and the facts
+are computed without a working calendar (working seconds equal natural seconds): the queries read the same rows
+and columns either way, and the fact rows equal a recomputation from the written timeline in every other counter.
 """
 
 from __future__ import annotations
