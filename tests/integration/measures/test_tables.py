@@ -172,8 +172,26 @@ def _the_cli_rebuilds_and_checks(city: Harness, db_url: str) -> None:
     )
 
 
+def _the_big_screen_shows_the_service_figures(city: Harness) -> None:
+    from zoneinfo import ZoneInfo
+
+    from minsheng.services.screen import figures
+
+    now = city.clock.now() + timedelta(days=2)
+    with reading(city.db) as session:
+        data = figures(session, now, ZoneInfo("Asia/Shanghai"), settings=FEW)
+        week = m.Period.last_days(m.Period.parse("2026-11-11").start, 7)
+        total = m.measure_table(session, week, m.Scope(), None, FEW).total
+    assert data["period"] == {"key": "2026-11-05..2026-11-11", "label": week.label}
+    assert data["window_total"] == 6
+    assert data["rates"]["completion_rate"] == round(100 * (total.values["completion_rate"] or 0), 1) == 80.0
+    cgj = next(r for r in data["ranking"] if r["unit"] == "市城管局")
+    assert (cgj["total"], cgj["closed"], cgj["rate"]) == (3, 2, 66.7)
+
+
 def test_tables_rankings_tickets_behind_and_the_cli(city: Harness, db_url: str) -> None:
-    # One city for the three (building it is most of the time).
+    # One city for the four (building it is most of the time).
     _tables_periods_rollups_and_rankings(city)
     _the_tickets_behind_each_figure_match_it(city)
+    _the_big_screen_shows_the_service_figures(city)
     _the_cli_rebuilds_and_checks(city, db_url)
