@@ -10,7 +10,6 @@ from `start_deadlines` / `reopen_deadlines` / `shifted` / `extended`.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
