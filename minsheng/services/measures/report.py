@@ -204,7 +204,10 @@ def measure_table(
 ) -> MeasureTable:
     """Every measure for ``scope`` over ``period``: a total row and, with ``by``, one row per unit (the scope's
     child units, each with its subtree), area (the scope's child areas), top-level category, channel, or day /
-    week / month of the period; each with the previous period and the same period last year."""
+    week / month of the period; each with the previous period and the same period last year.
+
+    The rows of "unit" and "area" are the scope's children: what belongs to the scope itself (tickets located at
+    the scope's area, not in a child; assignments of the scope unit itself) is in the total only."""
     if by is not None and by not in BY_VALUES:
         raise Invalid(f"unknown grouping {by!r}; use one of {', '.join(BY_VALUES)}", field="by")
     ms = measure_settings(settings)
