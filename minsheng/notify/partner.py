@@ -57,7 +57,7 @@ def verify(
     sig = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower())
     if not ts or not sig:
         return "missing signature headers"
-    if not ts.isdigit() or len(ts) > 12:
+    if not (ts.isascii() and ts.isdigit()) or len(ts) > 12:
         return "bad timestamp"
     if abs(int(ts) - now.timestamp()) > tolerance:
         return "timestamp outside the allowed window"

@@ -331,7 +331,7 @@ def _csv(value: str | None) -> list[str]:
 def _positive(value: str | None, name: str, default: int, most: int) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise Open311Error(400, f"{name} must be a whole number from 1 to {most}")
     return int(value)
 

@@ -241,7 +241,7 @@ def admin_policy_create(request: Request, state: StateDep, user: AdminUser, form
 
 
 def _policy_id(policy_id: str) -> int:
-    if not policy_id.isdigit() or not 1 <= int(policy_id) <= 2**31 - 1:
+    if not (policy_id.isascii() and policy_id.isdigit()) or not 1 <= int(policy_id) <= 2**31 - 1:
         raise core.PageDenied("页面不存在", status=404)
     return int(policy_id)
 

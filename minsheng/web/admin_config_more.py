@@ -33,7 +33,7 @@ MAX_ID = 2**31 - 1
 
 
 def _id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ID:
         raise core.PageDenied("页面不存在", status=404)
     return int(text)
 

@@ -43,7 +43,7 @@ def admin_open311(request: Request, state: StateDep, user: AdminUser) -> Respons
 def admin_open311_revoke(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, key_id: str
 ) -> Response:
-    if not key_id.isdigit() or not 1 <= int(key_id) <= MAX_SMALL_ID:
+    if not (key_id.isascii() and key_id.isdigit()) or not 1 <= int(key_id) <= MAX_SMALL_ID:
         raise core.PageDenied("页面不存在", status=404)
     try:
         with core.write_tx(state, user) as session:

@@ -82,7 +82,7 @@ def _top(qp: QueryParams) -> int:
     v = (qp.get("top") or "").strip()
     if not v:
         return DEFAULT_TOP
-    if not v.isdigit() or not 1 <= int(v) <= service.MAX_TOP:
+    if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= service.MAX_TOP:
         raise Invalid(f"显示条数应为 1 到 {service.MAX_TOP}")
     return int(v)
 

@@ -165,7 +165,7 @@ def _tracked(state: Any, number: str, code: str) -> dict[str, Any]:
 def _track_errors(form: core.Form) -> dict[str, str]:
     errors = {}
     number, code = form.get("number").strip(), form.get("query_code").strip()
-    if not number.isdigit() or not 8 <= len(number) <= 20:
+    if not (number.isascii() and number.isdigit()) or not 8 <= len(number) <= 20:
         errors["number"] = "请输入正确的工单编号（数字）"
     if not 4 <= len(code) <= 16:
         errors["query_code"] = "请输入查询码"

@@ -238,7 +238,7 @@ def post_update(request: Request, state: StateDep, fmt: str, form: FormDep) -> R
 @spec_errors
 def media(request: Request, state: StateDep, session: ReadSession, attachment_id: str) -> FileResponse:
     count_read(state.db, state.settings, state.clock, client_address(request))
-    if not attachment_id.isdigit() or not 1 <= int(attachment_id) <= MAX_ID:
+    if not (attachment_id.isascii() and attachment_id.isdigit()) or not 1 <= int(attachment_id) <= MAX_ID:
         raise Open311Error(404, f"media {attachment_id[:20]} was not found")
     att = open311.public_photo(session, state.settings, int(attachment_id))
     path = blob_path(state.settings.attachments_dir, att.sha256)

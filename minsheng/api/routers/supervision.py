@@ -4,7 +4,7 @@ and instructions (批示), and the checks of dissatisfied ratings. Thin: every r
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -76,6 +76,10 @@ def order_measures(
     since = since or until - timedelta(days=30)
     if since.tzinfo is None or until.tzinfo is None:
         raise Invalid("since / until need a timezone (e.g. 2026-11-21T00:00:00+08:00)")
+    try:  # 0001-01-01T00:00+14:00 is before the first instant a datetime holds in UTC
+        since, until = since.astimezone(UTC), until.astimezone(UTC)
+    except OverflowError:
+        raise Invalid("since / until out of range") from None
     return {"since": since, "until": until, "units": orders.measures(session, since, until, now)}
 
 

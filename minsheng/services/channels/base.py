@@ -164,7 +164,7 @@ def verify_hmac(
         raise SignatureRefused("this channel has no shared secret configured: inbound messages are refused")
     stamp = headers.get("x-minsheng-timestamp", "")
     given = headers.get("x-minsheng-signature", "")
-    if not stamp.isdigit() or len(stamp) > 12 or not given:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12 or not given:
         raise SignatureRefused("X-Minsheng-Timestamp and X-Minsheng-Signature are required")
     if abs(now.timestamp() - int(stamp)) > max_age:
         raise SignatureRefused("the signature's timestamp is too old or in the future")

@@ -99,7 +99,11 @@ class WeChatAdapter:
         if not self.token:
             raise SignatureRefused("the WeChat token is not configured: messages are refused")
         stamp = query.get("timestamp", "")
-        if not stamp.isdigit() or len(stamp) > 12 or abs(now.timestamp() - int(stamp)) > self.max_age:
+        if (
+            not (stamp.isascii() and stamp.isdigit())
+            or len(stamp) > 12
+            or abs(now.timestamp() - int(stamp)) > self.max_age
+        ):
             raise SignatureRefused("the timestamp is missing, too old or in the future")
         try:
             check_signature(self.token, query.get("signature", ""), stamp, query.get("nonce", ""))
