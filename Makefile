@@ -61,7 +61,7 @@ chromium:
 	    else echo "missing:$$missing (sudo apt-get install$$missing): browser tests skip or show empty boxes"; fi; fi
 
 test: $(STAMP) chromium
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=40
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check minsheng tests bench
