@@ -72,12 +72,11 @@ def order_measures(
     state: StateDep, session: ReadSession, since: When = None, until: When = None
 ) -> dict[str, Any]:
     now = state.clock.now()
-    until = until or now
-    since = since or until - timedelta(days=30)
-    if since.tzinfo is None or until.tzinfo is None:
+    if (since is not None and since.tzinfo is None) or (until is not None and until.tzinfo is None):
         raise Invalid("since / until need a timezone (e.g. 2026-11-21T00:00:00+08:00)")
     try:  # 0001-01-01T00:00+14:00 is before the first instant a datetime holds in UTC
-        since, until = since.astimezone(UTC), until.astimezone(UTC)
+        until = (until or now).astimezone(UTC)
+        since = since.astimezone(UTC) if since is not None else until - timedelta(days=30)
     except OverflowError:
         raise Invalid("since / until out of range") from None
     return {"since": since, "until": until, "units": orders.measures(session, since, until, now)}
