@@ -203,7 +203,7 @@ def _check(db: Database) -> None:
 
 
 @settings(
-    max_examples=10,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
