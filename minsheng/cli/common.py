@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from minsheng.config import Settings
     from minsheng.storage.db import Database
 
@@ -147,6 +149,19 @@ def open_db(settings: Settings) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+@contextmanager
+def audited_write(settings: Settings) -> Iterator[Session]:
+    """One write transaction whose administrative changes the audit log records as the command line's."""
+    from minsheng.services import audit
+    from minsheng.services.uow import writing
+
+    with open_db(settings) as db:
+        audit.record_changes(db)
+        with writing(db) as session:
+            session.info[audit.ACTOR_KEY] = audit.CLI
+            yield session
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from minsheng.cli.common import BadInput, DatabaseUrl, console, guarded, load_settings, open_db, utcnow
+from minsheng.cli.common import (
+    BadInput,
+    DatabaseUrl,
+    audited_write,
+    console,
+    guarded,
+    load_settings,
+    open_db,
+    utcnow,
+)
 
 app = typer.Typer(help="Open311 GeoReport v2: the integrations' API keys.", no_args_is_help=True)
 
@@ -24,17 +33,13 @@ def open311_key(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Issue an API key for an integration; printed once, as the last line."""
-    from minsheng.services import audit, open311_keys
-    from minsheng.services.uow import writing
+    from minsheng.services import open311_keys
 
     if not 1 <= len(name.strip()) <= 100:
         raise BadInput("the name must have 1 to 100 characters")
     settings = load_settings(database_url)
-    with open_db(settings) as db:
-        audit.record_changes(db)  # a new key is an administrative change: the audit log names the CLI
-        with writing(db) as session:
-            session.info[audit.ACTOR_KEY] = audit.CLI
-            key = open311_keys.issue(session, name, utcnow())
+    with audited_write(settings) as session:
+        key = open311_keys.issue(session, name, utcnow())
     console.print(f"[green]✓[/] Open311 API key for {name.strip()} (shown once, stored as a hash):")
     print(key)
 
@@ -65,13 +70,9 @@ def open311_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key: its integration gets 403 from then on."""
-    from minsheng.services import audit, open311_keys
-    from minsheng.services.uow import writing
+    from minsheng.services import open311_keys
 
     settings = load_settings(database_url)
-    with open_db(settings) as db:
-        audit.record_changes(db)
-        with writing(db) as session:
-            session.info[audit.ACTOR_KEY] = audit.CLI
-            row = open311_keys.revoke(session, key_id, utcnow())
+    with audited_write(settings) as session:
+        row = open311_keys.revoke(session, key_id, utcnow())
     console.print(f"[green]✓[/] key {row.id} ({row.name}) revoked")

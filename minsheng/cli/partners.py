@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from minsheng.cli.common import DatabaseUrl, console, guarded, load_settings, open_db, utcnow
+from minsheng.cli.common import DatabaseUrl, audited_write, console, guarded, load_settings, open_db, utcnow
 
 app = typer.Typer(help="Partners: 110 and peer hotlines (12315, 12333 …).", no_args_is_help=True)
 
@@ -36,27 +36,22 @@ def partners_add(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Register a partner; its shared secret is printed once, as the last line."""
-    from minsheng.services import audit
     from minsheng.services.partners import registry
-    from minsheng.services.uow import writing
 
     settings = load_settings(database_url)
-    with open_db(settings) as db:
-        audit.record_changes(db)
-        with writing(db) as session:
-            session.info[audit.ACTOR_KEY] = audit.CLI
-            p, secret = registry.add_partner(
-                session,
-                code=code,
-                name=name,
-                endpoint_url=endpoint,
-                now=utcnow(),
-                takes=_codes(takes),
-                sends=_codes(sends),
-                ack_warn_minutes=warn_minutes or settings.partner_ack_warn_minutes,
-                ack_escalate_minutes=escalate_minutes or settings.partner_ack_escalate_minutes,
-            )
-            shown = f"{p.code} ({p.name})"
+    with audited_write(settings) as session:
+        p, secret = registry.add_partner(
+            session,
+            code=code,
+            name=name,
+            endpoint_url=endpoint,
+            now=utcnow(),
+            takes=_codes(takes),
+            sends=_codes(sends),
+            ack_warn_minutes=warn_minutes or settings.partner_ack_warn_minutes,
+            ack_escalate_minutes=escalate_minutes or settings.partner_ack_escalate_minutes,
+        )
+        shown = f"{p.code} ({p.name})"
     console.print(f"[green]✓[/] partner {shown} added; its shared secret (shown once):")
     print(secret)
 
@@ -93,16 +88,11 @@ def partners_disable(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Disable a partner: its calls get 404 and nothing more is sent to it (its transfers stay readable)."""
-    from minsheng.services import audit
     from minsheng.services.partners import registry
-    from minsheng.services.uow import writing
 
     settings = load_settings(database_url)
-    with open_db(settings) as db:
-        audit.record_changes(db)
-        with writing(db) as session:
-            session.info[audit.ACTOR_KEY] = audit.CLI
-            registry.update_partner(session, code, utcnow(), active=False)
+    with audited_write(settings) as session:
+        registry.update_partner(session, code, utcnow(), active=False)
     console.print(f"[green]✓[/] partner {code} disabled")
 
 
@@ -113,15 +103,10 @@ def partners_rotate(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Give a partner a new shared secret, printed once as the last line; the old one stops working at once."""
-    from minsheng.services import audit
     from minsheng.services.partners import registry
-    from minsheng.services.uow import writing
 
     settings = load_settings(database_url)
-    with open_db(settings) as db:
-        audit.record_changes(db)
-        with writing(db) as session:
-            session.info[audit.ACTOR_KEY] = audit.CLI
-            secret = registry.rotate_secret(session, code, utcnow())
+    with audited_write(settings) as session:
+        secret = registry.rotate_secret(session, code, utcnow())
     console.print(f"[green]✓[/] partner {code}: new shared secret (shown once):")
     print(secret)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from minsheng.cli.common import DatabaseUrl, console, guarded, load_settings, open_db, utcnow
+from minsheng.cli.common import DatabaseUrl, audited_write, console, guarded, load_settings, open_db, utcnow
 
 app = typer.Typer(help="Time limits: the cities' presets.", no_args_is_help=True)
 preset_app = typer.Typer(
@@ -44,14 +44,9 @@ def preset_apply(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Replace the active time-limit policies by the preset's and set its repeated-failure ladder."""
-    from minsheng.services import audit
     from minsheng.services.timelimits import city
-    from minsheng.services.uow import writing
 
     settings = load_settings(database_url)
-    with open_db(settings) as db:
-        audit.record_changes(db)
-        with writing(db) as session:
-            session.info[audit.ACTOR_KEY] = audit.CLI
-            written = city.apply_preset(session, name, utcnow())
+    with audited_write(settings) as session:
+        written = city.apply_preset(session, name, utcnow())
     console.print(f"[green]✓[/] preset {name} applied: {written} policies (edit them on /admin/timelimits)")

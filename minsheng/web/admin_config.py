@@ -240,17 +240,11 @@ def admin_policy_create(request: Request, state: StateDep, user: AdminUser, form
     return core.redirect(PAGE, msg=f"已新增时限策略 {pid}", at=f"policy-{pid}")
 
 
-def _policy_id(policy_id: str) -> int:
-    if not (policy_id.isascii() and policy_id.isdigit()) or not 1 <= int(policy_id) <= 2**31 - 1:
-        raise core.PageDenied("页面不存在", status=404)
-    return int(policy_id)
-
-
 @router.post(PAGE + "/policies/{policy_id}")
 def admin_policy_update(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, policy_id: str
 ) -> Response:
-    pid = _policy_id(policy_id)
+    pid = core.page_id(policy_id)
     try:
         with core.write_tx(state, user) as session:
             admin.update_policy(session, pid, _spec(form), state.clock.now())
@@ -263,7 +257,7 @@ def admin_policy_update(
 def admin_policy_delete(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, policy_id: str
 ) -> Response:
-    pid = _policy_id(policy_id)
+    pid = core.page_id(policy_id)
     try:
         with core.write_tx(state, user) as session:
             admin.delete_policy(session, pid, state.clock.now())

@@ -29,13 +29,6 @@ from minsheng.web.core import FormDep, StateDep
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 AdminUser = Annotated[Principal, core.need(Role.ADMIN)]
-MAX_ID = 2**31 - 1
-
-
-def _id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ID:
-        raise core.PageDenied("页面不存在", status=404)
-    return int(text)
 
 
 def _day(text: str, what: str) -> date:
@@ -202,7 +195,7 @@ def admin_rosters_add(request: Request, state: StateDep, user: AdminUser, form: 
 def admin_rosters_delete(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, shift_id: str
 ) -> Response:
-    sid = _id(shift_id)
+    sid = core.page_id(shift_id)
     try:
         with core.write_tx(state, user) as session:
             admin.delete_shift(session, sid)
@@ -356,7 +349,7 @@ def admin_rule_create(request: Request, state: StateDep, user: AdminUser, form: 
 def admin_rule_update(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, rule_id: str
 ) -> Response:
-    rid = _id(rule_id)
+    rid = core.page_id(rule_id)
     try:
         body = _rule(form)
         with core.write_tx(state, user) as session:
@@ -370,7 +363,7 @@ def admin_rule_update(
 def admin_rule_delete(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, rule_id: str
 ) -> Response:
-    rid = _id(rule_id)
+    rid = core.page_id(rule_id)
     try:
         with core.write_tx(state, user) as session:
             routing_admin.delete_rule(session, rid, state.clock.now())

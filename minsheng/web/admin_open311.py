@@ -14,7 +14,6 @@ from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.services import open311_catalogue, open311_keys
 from minsheng.services.auth import Principal
 from minsheng.services.errors import ServiceError
-from minsheng.services.schemas import MAX_SMALL_ID
 from minsheng.web import core
 from minsheng.web.core import FormDep, StateDep
 
@@ -43,11 +42,10 @@ def admin_open311(request: Request, state: StateDep, user: AdminUser) -> Respons
 def admin_open311_revoke(
     request: Request, state: StateDep, user: AdminUser, form: FormDep, key_id: str
 ) -> Response:
-    if not (key_id.isascii() and key_id.isdigit()) or not 1 <= int(key_id) <= MAX_SMALL_ID:
-        raise core.PageDenied("页面不存在", status=404)
+    kid = core.page_id(key_id)
     try:
         with core.write_tx(state, user) as session:
-            row = open311_keys.revoke(session, int(key_id), state.clock.now())
+            row = open311_keys.revoke(session, kid, state.clock.now())
     except ServiceError as e:
         return core.redirect(PAGE, err=core.service_message(e))
     return core.redirect(PAGE, msg=f"已吊销密钥 {row.prefix}…（{row.name}）")

@@ -356,7 +356,7 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
             "mine": [queries.assignment_view(a, TicketState(t.state)) for a in mine],
             "mine_lead": any(a.role == AssignmentRole.LEAD.value for a in mine),
             "geo": org.city_map(session) if t.lat is not None and t.lon is not None else None,
-            "can": _can(user, view["allowed_actions"], mine),
+            "can": set(view["allowed_actions"]),  # offered_ticket_steps: what this viewer may take now
             "read_only": bool(view.get("read_only")),
             "ratings": [(r.value, r.label) for r in Rating],
             "pending_ext": [e for e in view["extensions"] if e["state"] == ExtensionState.PENDING.value],
@@ -366,23 +366,6 @@ def ticket_page(request: Request, state: StateDep, user: StaffUser, number: Numb
             else supervision_views.ticket_panel(session, t, user, state.clock.now()),
         }
     return core.render(request, "ticket.html", ctx, user=user)
-
-
-# A handler's unit takes these steps of the whole ticket only as the lead of a current assignment (the engine's
-# `_check_unit_scope_lead`); `confer` with any current assignment.
-_LEAD_ONLY = {TicketAction.PAUSE.value, TicketAction.RESUME.value, TicketAction.REQUEST_EXTENSION.value}
-
-
-def _can(user: Principal, allowed: list[str], mine: list[Any]) -> set[str]:
-    """The ticket steps to offer: those the ticket's state allows, the role may take and, for a handler, its
-    unit's current assignment allows, so that nothing offered answers 403."""
-    from minsheng.domain.transitions import TICKET_ACTION_ROLES
-
-    can = {a for a in allowed if user.role in TICKET_ACTION_ROLES[TicketAction(a)]}
-    if user.role is Role.HANDLER:
-        lead = any(a.role == AssignmentRole.LEAD.value for a in mine)
-        can = {a for a in can if mine and (lead or a not in _LEAD_ONLY)}
-    return can
 
 
 # ---------------------------------------------------------------------- steps taken from forms

@@ -40,6 +40,7 @@ from minsheng.http.common import CSRF_HEADER, SESSION_COOKIE, get_state
 from minsheng.services import auth
 from minsheng.services.audit import ACTOR_KEY
 from minsheng.services.errors import Conflict, Invalid, NotFound, PermissionDenied, ServiceError
+from minsheng.services.schemas import MAX_SMALL_ID
 
 # China has had no daylight saving time since 1991: a fixed offset needs no tz database.
 TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -144,6 +145,14 @@ class PageDenied(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def page_id(text: str, most: int = MAX_SMALL_ID) -> int:
+    """A row id from a page's path: ASCII digits within what its column holds ("²".isdigit() is true and
+    int("²") fails), else the page's 404, which a malformed link deserves rather than a 422."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= most:
+        raise PageDenied("页面不存在", status=404)
+    return int(text)
 
 
 @dataclass
