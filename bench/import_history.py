@@ -7,8 +7,9 @@ var/bench/ and reused.
 
 Measured per store, in the same run: (1) the import of all N rows through `import_tickets` (parse, claims,
 tickets, assignments, timelines, measure facts; commit per batch), with the rate of the first 10 % noted on the
-way; (2) the baseline: the same rows' ticket rows alone, INSERTed into an empty tickets table in batches of the
-same size (no claims, events, assignments or facts). The ratio import/baseline is what to compare across
+way; (2) the baseline: the same rows' ticket rows alone, written into an empty tickets table in batches of the
+same size the way the import writes them (`storage.bulk.insert_rows`: COPY on PostgreSQL, executemany on
+SQLite), with no claims, events, assignments or facts. The ratio import/baseline is what to compare across
 machines; on a shared, loaded machine the absolute rates move with the load.
 
 Usage: python bench/import_history.py --rows 1000000 [--stores sqlite,postgresql] [--batch 2000]
@@ -116,13 +117,12 @@ def fresh_url(store: str, name: str) -> str:
 
 
 def baseline(store: str, path: Path, n: int, batch: int) -> dict[str, Any]:
-    """The same rows' ticket rows alone, INSERTed in batches into an empty tickets table."""
-    from sqlalchemy import insert
-
+    """The same rows' ticket rows alone, written in batches into an empty tickets table as the import writes them."""
     from minsheng.services.history import load_mapping
     from minsheng.services.history.reader import open_source
     from minsheng.services.history.rows import parse_row
     from minsheng.services.uow import writing
+    from minsheng.storage.bulk import insert_rows
     from minsheng.storage.db import open_database
     from minsheng.storage.migrate import upgrade
     from minsheng.storage.models import Ticket
@@ -151,7 +151,7 @@ def baseline(store: str, path: Path, n: int, batch: int) -> dict[str, Any]:
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
         with writing(db) as session:
-            session.connection().execute(insert(Ticket), rows[i : i + batch])
+            insert_rows(session, Ticket, rows[i : i + batch])
     seconds = time.perf_counter() - started
     db.dispose()
     return {"rows": len(rows), "seconds": round(seconds, 1), "rows_per_s": round(len(rows) / seconds, 1)}

@@ -1,7 +1,7 @@
 """Writing a batch of historic tickets in one transaction: claims, tickets, assignments, timelines, facts.
 
-Rows go to the database with Core INSERTs of many rows at once (ids taken up front, as the intake writer does),
-not through the ORM one ticket at a time: an import is millions of rows. The daily measure facts are kept
+Rows go to the database many at once (`storage.bulk`: COPY on PostgreSQL; ids taken up front, as the intake
+writer does), not through the ORM one ticket at a time: an import is millions of rows. The daily measure facts are kept
 exact the way the engine's hook keeps them (`services.measures.facts.apply_changes` with the new tickets'
 timelines), in the same transaction. Nothing else of the engine runs: imported tickets get no time-limit
 deadlines, no notifications and no triage (their category is the source's).
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from minsheng.domain.numbering import numbering_day
@@ -33,6 +33,7 @@ from minsheng.services.history.timeline import ACTOR_NAME, Plan, actor_role, pla
 from minsheng.services.measures.facts import RELEVANT_ACTIONS, calendar, compute, encode, expand
 from minsheng.services.ticket_ids import RESERVE_KEY, TicketIds, sqlite_take_ids
 from minsheng.storage import dialect
+from minsheng.storage.bulk import add_counts, insert_rows
 from minsheng.storage.import_tables import TicketImport
 from minsheng.storage.measure_tables import KEY_COLUMNS, MeasureContribution, measure_facts
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent
@@ -69,9 +70,9 @@ def write_facts(session: Session, timelines: list[TicketTimeline]) -> None:
     definition the engine's hook and `rebuild_facts` use) stored, and their sum added to the fact rows.
 
     The same arithmetic as `services.measures.facts.apply_changes` for tickets that contributed nothing before,
-    written with one constant-shape ``INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n`` executed for many
-    rows (compiled once), where the hook's multi-row VALUES statements cost a compilation per batch: an import
-    adds thousands of fact rows per transaction. Keys in sorted order, as the hook writes them.
+    written with `storage.bulk.add_counts` (``ON CONFLICT DO UPDATE SET n = n + excluded.n`` of the whole batch
+    at once), where the hook's multi-row VALUES statements cost a compilation per batch: an import adds
+    thousands of fact rows per transaction. Keys in sorted order, as the hook writes them.
     """
     if not timelines:
         return
@@ -83,22 +84,13 @@ def write_facts(session: Session, timelines: list[TicketTimeline]) -> None:
             continue
         merge_into(total, c)
         rows.append({"ticket_id": tid, "day": next(iter(c))[0], "rows": encode(c)})
-    conn = session.connection()
-    if rows:
-        conn.execute(insert(MeasureContribution), rows)
+    insert_rows(session, MeasureContribution, rows)
     facts = expand(total)
-    if not facts:
-        return
-    ins = dialect.insert(session)(measure_facts)
-    stmt = ins.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS), set_={c: measure_facts.c[c] + ins.excluded[c] for c in COUNTERS}
-    )
     values = [
         {**dict(zip(KEY_COLUMNS, k, strict=True)), **{c: counters.get(c, 0) for c in COUNTERS}}
         for k, counters in sorted(facts.items())
     ]
-    for i in range(0, len(values), 5000):
-        conn.execute(stmt, values[i : i + 5000])
+    add_counts(session, measure_facts, KEY_COLUMNS, COUNTERS, values)
 
 
 class BatchWriter:
@@ -231,11 +223,9 @@ class BatchWriter:
                     TicketInfo(tid, t.created, t.channel, t.kind, None, category), tl_events, infos
                 )
             )
-        # Core statements on the session's connection (one executemany each): the ORM's bulk path costs more.
-        conn = session.connection()
+        # COPY on PostgreSQL, a plain executemany on SQLite: per-row statements cost more than the rest.
         for model, rows in ((Ticket, tickets), (Assignment, assignments), (TimelineEvent, events)):
-            for i in range(0, len(rows), 5000):
-                conn.execute(insert(model), rows[i : i + 5000])
+            insert_rows(session, model, rows)
         write_facts(session, timelines)
 
     def _ticket_row(
