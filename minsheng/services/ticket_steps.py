@@ -69,6 +69,7 @@ class LoopSteps(EngineCore):
             for a in self._active_assignments(t):
                 self._assignment_transition(session, t, a, Actor.system(), AssignmentAction.CANCEL, now, {})
                 cancelled.append(a.unit.code)
+        self._refuse_units_still_on(t, [lead, *assists])
         payload: dict[str, Any] = {
             "lead_unit": lead.code,
             "lead_unit_name": lead.name,
@@ -93,6 +94,20 @@ class LoopSteps(EngineCore):
         for a in created:
             self._publish(session, DomainEvent("assignment_created", t, ev, a, {}), now)
         return t
+
+    def _refuse_units_still_on(self, t: Ticket, units: list[Unit]) -> None:
+        # After a lead's return the assisting units' assignments stay active; a unit holds one active
+        # assignment per ticket (uq_assignments_active_unit), so naming it again is the dispatcher's conflict.
+        active = {a.unit_id for a in self._active_assignments(t)}
+        busy = [u for u in units if u.id in active]
+        if busy:
+            names = ", ".join(f"{u.code} {u.name}" for u in busy)
+            raise Conflict(
+                f"unit(s) still working on this ticket: {names}; choose another unit, or redispatch "
+                "(which cancels the active assignments first)",
+                state=t.state,
+                units=[u.code for u in busy],
+            )
 
     def _dispatch_units(self, session: Session, p: s.Dispatch) -> tuple[Unit, list[Unit]]:
         return dispatchable_units(session, p.lead_unit, p.assist_units)

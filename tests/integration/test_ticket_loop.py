@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import AssignmentState, Rating, TicketState
 from minsheng.domain.transitions import AssignmentAction
 from minsheng.services import schemas as s
+from minsheng.services.errors import Conflict
 from minsheng.services.tickets import DomainEvent, TicketEngine
 from minsheng.services.uow import reading, writing
 from minsheng.storage.db import Database
@@ -201,3 +203,32 @@ def _units_of(
 ) -> list[tuple[TimelineEvent, str | None]]:
     by_id = {a.id: code for code, a in units.items()}
     return [(e, by_id.get(e.assignment_id) if e.assignment_id else None) for e in events]
+
+
+def test_a_returned_ticket_is_not_dispatched_again_to_a_unit_still_on_it(
+    db: Database, clock: FixedClock
+) -> None:
+    """The lead returns; the assisting unit's assignment stays active. Dispatching to that unit again (as lead
+    or assist) is a conflict with a clear reason, not a broken unique index; another lead is accepted and the
+    assist keeps its assignment; a redispatch cancels it first and may then name it."""
+    with writing(db) as session:
+        small_city(session, clock.now())
+    loop = Loop(db, clock)
+    with writing(db) as session:
+        req = s.IntakeRequest(detail="幸福路3号路灯坏了一个星期", category_code="010101", area_code="C0101")
+        number = loop.engine.intake(session, loop.actor("operator1"), req, clock.now())[0].number
+    loop.ticket("dispatch", "dispatcher1", number, s.Dispatch(lead_unit="CGJ", assist_units=["XFL"]))
+    clock.advance(MIN)
+    loop.unit_step("h_cgj", number, AssignmentAction.RETURN, s.WithReason(reason="非本单位职责"))
+    assert loop.states(number) == ("returned", {"CGJ": "returned", "XFL": "pending"})
+    for again in (s.Dispatch(lead_unit="XFL"), s.Dispatch(lead_unit="HBJ", assist_units=["XFL"])):
+        with pytest.raises(Conflict, match="XFL"):
+            loop.ticket("dispatch", "dispatcher1", number, again)
+    assert loop.states(number) == ("returned", {"CGJ": "returned", "XFL": "pending"})
+    loop.ticket("dispatch", "dispatcher1", number, s.Dispatch(lead_unit="HBJ"))
+    assert loop.states(number) == ("dispatched", {"CGJ": "returned", "XFL": "pending", "HBJ": "pending"})
+    loop.ticket("dispatch", "dispatcher1", number, s.Redispatch(lead_unit="XFL", reason="改由消防配合牵头"))
+    with reading(db) as session:
+        t = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        active = sorted((a.unit.code, a.role, a.state) for a in t.assignments if a.state == "pending")
+    assert active == [("XFL", "lead", "pending")]
