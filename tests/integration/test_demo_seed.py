@@ -32,11 +32,13 @@ from minsheng.domain.states import (
 )
 from minsheng.services import kb
 from minsheng.services.auth import authenticate
+from minsheng.services.measures import compare_facts
 from minsheng.services.tickets import TicketEngine
 from minsheng.services.triage.runtime import TriageRuntime
 from minsheng.services.triage.training import resolve_model_path
 from minsheng.services.uow import reading, writing
 from minsheng.storage.db import Database, open_database
+from minsheng.storage.measure_tables import measure_facts
 from minsheng.storage.migrate import upgrade
 from minsheng.storage.models import Area, Assignment, Category, Ticket, TimelineEvent, Unit, User
 from minsheng.storage.timelimit_tables import StepDeadline, Timer
@@ -225,6 +227,14 @@ def test_open_assignments_have_deadlines_and_timers(db: Database, seeded: SeedRe
     assert all(t.fired_at is None for t in timers)
     assert any(t.due_at > NOW for t in timers) and any(t.due_at <= NOW for t in timers)
     assert {t.kind for t in timers} >= {"overdue", "escalation"}
+
+
+def test_the_measure_facts_equal_a_recomputation(db: Database, seeded: SeedReport) -> None:
+    """The rates pages read the facts: a seeded city's equal what its timeline says (deadlines included)."""
+    with reading(db) as s:
+        assert compare_facts(s) == []
+        assert s.scalar(select(func.count()).select_from(measure_facts)) > 0
+    assert "facts" in seeded.stage_seconds
 
 
 def test_the_model_is_trained_and_the_server_loads_it(db: Database, seeded: SeedReport) -> None:
