@@ -53,6 +53,8 @@ from minsheng.timelimits.calendar import CalendarEntry, WorkCalendar
 
 PENDING_KEY = "measures_pending"
 _LISTENING_KEY = "measures_listening"
+#: Set on a session whose writer rebuilds the facts itself when it is done (the demo's replay of a year).
+DEFERRED_KEY = "measures_deferred"
 CHUNK = 500  # tickets per read (IN lists) and fact rows per upsert statement
 #: The events the measures read; the others (warnings, notes, attachments …) are never loaded.
 RELEVANT_ACTIONS: tuple[str, ...] = (
@@ -124,6 +126,8 @@ class _Touched:
 
 def touch(session: Session, ticket: Ticket, ev: TimelineEvent | None = None) -> None:
     """Remember that ``ticket`` changed in this transaction: its facts are brought up to date before commit."""
+    if session.info.get(DEFERRED_KEY):
+        return
     pending: dict[int, _Touched] | None = session.info.get(PENDING_KEY)
     if pending is None:
         pending = session.info[PENDING_KEY] = {}
