@@ -104,14 +104,16 @@ def run_once(
     ``monotonic`` measures the pass's delivery time (tests give a fake one)."""
     clockwork = clockwork or Clockwork(TicketEngine(), TimeLimitConfig())
     limits = limits or PassLimits()
-    fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id)
+    fired = fire_due(db, now, clockwork, batch=batch, worker_id=worker_id, stop=stop)
+    stats = RunStats(fired.fired, fired.skipped, fired.errors, fired.busy, fired.batches)
+    if stop is not None and stop.is_set():
+        return stats  # the rest waits for the next worker
     check_acks(db, now, clockwork.engine)  # partner transfers still unacknowledged warn, then escalate
     check_overdue_answers(db, now, clockwork.engine, clockwork.config.channels)  # 督办 answers past due
     if limits.default_rating_days is not None:
         apply_default_ratings(
             db, clockwork.engine, now, days=limits.default_rating_days, rating=limits.default_rating
         )
-    stats = RunStats(fired.fired, fired.skipped, fired.errors, fired.busy, fired.batches)
     if senders is not None:
         _deliver(db, now, senders, retry, worker_id, limits, stop, monotonic, stats)
     return stats

@@ -167,6 +167,48 @@ def test_timers_fire_while_thousands_of_messages_wait(db: Database, clock: Fixed
     assert h.clock_events(number) == [("warning", "sign", "unit")]
 
 
+class StopAfter(threading.Event):
+    """A stop flag that is raised after it has been looked at ``n`` times (SIGTERM between two batches)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.looks = n
+
+    def is_set(self) -> bool:
+        self.looks -= 1
+        if self.looks < 0:
+            self.set()
+        return super().is_set()
+
+
+def test_a_stop_request_ends_a_backlog_of_timers_between_batches(db: Database, clock: FixedClock) -> None:
+    with writing(db) as session:
+        small_city(session, clock.now())
+    h = Harness.build(db, clock, TimeLimitConfig.from_preset("qiannan"))
+    t0 = clock.now()
+    for _ in range(6):
+        h.intake_and_dispatch(lead="XFL")
+    clock.set(t0 + 3 * 60 * MIN)  # after downtime: every sign warning, overdue and escalation is due at once
+
+    def due() -> int:
+        with reading(db) as session:
+            q = (
+                select(func.count())
+                .select_from(Timer)
+                .where(Timer.fired_at.is_(None), Timer.due_at <= clock.now())
+            )
+            return int(session.scalar(q) or 0)
+
+    backlog = due()
+    assert backlog > 8
+    stats = run_once(db, clock.now(), batch=4, clockwork=h.clockwork, stop=StopAfter(1))
+    # One batch of 4, then the stop: the rest stays due for the next worker, none of it leased.
+    assert (stats.batches, stats.fired + stats.skipped) == (1, 4)
+    assert due() == backlog - 4
+    stats = run_once(db, clock.now(), batch=4, clockwork=h.clockwork)
+    assert due() == 0 and stats.batches >= 2
+
+
 def test_old_failed_logins_are_pruned_by_the_worker(db: Database, clock: FixedClock) -> None:
     now = clock.now()
     ages = [40, 31, 30.5, 29, 1, 0]
