@@ -32,7 +32,7 @@ from minsheng.domain.roles import Role
 from minsheng.measures.periods import Period, local_day
 from minsheng.notify.channels import DINGTALK, SMS, WECOM
 from minsheng.services.notifications import add_inbox, enqueue
-from minsheng.services.report_render import PdfUnavailable, Report, report_pdf, report_xlsx
+from minsheng.services.report_render import PdfUnavailable, Report, report_pdf_in_child, report_xlsx
 from minsheng.storage import dialect
 from minsheng.storage.db import Database
 from minsheng.storage.models import User
@@ -125,7 +125,7 @@ def produce(
     _write_atomically(files[0], report_xlsx(report))
     note = ""
     try:
-        pdf = report_pdf(report)
+        pdf = report_pdf_in_child(report)
         files.append(report_path(settings, period, "pdf"))
         _write_atomically(files[1], pdf)
     except PdfUnavailable as e:  # the XLSX still goes out; the PDF can be made from the page later

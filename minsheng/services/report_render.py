@@ -8,6 +8,7 @@ quarterly and annual report of `services.reports` is one instance of it; nothing
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -218,6 +219,21 @@ def _chart_max(items: Sequence[tuple[str, float | None]]) -> float:
 
 def report_html(report: Report) -> str:
     return _environment().get_template("report.html").render(report=report)
+
+
+def report_pdf_in_child(report: Report, timeout: float = 600.0) -> bytes:
+    """`report_pdf` in a child process: WeasyPrint holds the GIL for seconds, and the worker may share its
+    process with the web server (`minsheng serve` runs one embedded), whose requests would wait meanwhile.
+    A render that outlasts ``timeout`` is killed and reported as `PdfUnavailable`."""
+    pool = multiprocessing.get_context("spawn").Pool(1)  # spawn: the server's threads are not forked
+    try:
+        pdf: bytes = pool.apply_async(report_pdf, (report,)).get(timeout)
+    except multiprocessing.TimeoutError as e:
+        raise PdfUnavailable(f"PDF rendering took more than {timeout:.0f} s and was stopped") from e
+    finally:
+        pool.terminate()
+        pool.join()
+    return pdf
 
 
 def report_pdf(report: Report) -> bytes:

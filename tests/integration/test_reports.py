@@ -156,6 +156,9 @@ def test_the_worker_makes_the_report_once_on_the_first_day(november: Database, t
     outcomes = job.run()
     assert [(o.period, o.made) for o in outcomes] == [("2026-11", True)]
     assert report_path(settings, Period.parse("2026-11"), "xlsx").is_file()
+    # The PDF is rendered in a child process (the worker may share the web server's process).
+    pdf = report_path(settings, Period.parse("2026-11"), "pdf")
+    assert outcomes[0].note == "" and pdf.read_bytes().startswith(b"%PDF")
     rows = _reports(november)
     with reading(november) as session:
         leaders = session.scalar(select(func.count()).select_from(User).where(User.role == "leader")) or 0

@@ -15,12 +15,14 @@ from minsheng.services.report_render import (
     Case,
     Columns,
     KeyFigure,
+    PdfUnavailable,
     Report,
     Section,
     change,
     fmt_value,
     report_html,
     report_pdf,
+    report_pdf_in_child,
     report_xlsx,
 )
 
@@ -116,3 +118,11 @@ def test_pdf_embeds_a_cjk_font_and_holds_the_chinese_text() -> None:
             # Embedded: the descriptor carries the font program itself.
             assert any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
     assert any("CJK" in f for f in fonts), fonts
+
+
+def test_pdf_in_a_child_process_is_the_same_document_and_a_stuck_render_is_stopped() -> None:
+    pytest.importorskip("weasyprint")
+    data = report_pdf_in_child(_report())
+    assert data.startswith(b"%PDF") and abs(len(data) - len(report_pdf(_report()))) < len(data) // 10
+    with pytest.raises(PdfUnavailable, match="more than 0 s"):
+        report_pdf_in_child(_report(), timeout=0.01)
