@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Session
 
 _CHUNK = 5000
@@ -42,6 +43,11 @@ def _processors(table: Table, columns: Sequence[str], conn: Connection) -> list[
     return [table.c[c].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
 
 
+def _copies(conn: Connection) -> bool:
+    """PostgreSQL through psycopg 3 (what `storage.db` selects), whose cursors have COPY."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
 def _copy(conn: Connection, target: str, names: str, rows: Iterable[Sequence[Any]]) -> None:
     """COPY ``rows`` into ``target`` through psycopg, in the connection's transaction."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -68,7 +74,7 @@ def insert_rows(session: Session, target: Table | type[DeclarativeBase], rows: l
 
     names = ", ".join(prep.quote(c) for c in columns)
     qtable = prep.format_table(table)
-    if conn.dialect.name == "postgresql":
+    if _copies(conn):
         _copy(conn, qtable, names, map(values, rows))
     elif conn.dialect.name == "sqlite":
         sql = f"INSERT INTO {qtable} ({names}) VALUES ({', '.join('?' * len(columns))})"
@@ -100,10 +106,18 @@ def add_counts(
     upsert = f"ON CONFLICT ({', '.join(prep.quote(c) for c in keys)}) DO UPDATE SET {sets}"
     procs = _processors(table, cols, conn)
     params = [tuple(r[c] if p is None else p(r[c]) for c, p in zip(cols, procs, strict=True)) for r in rows]
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name == "sqlite":
         stmt = f"INSERT INTO {qtable} ({names}) VALUES ({', '.join('?' * len(cols))}) {upsert}"
         for i in range(0, len(params), _CHUNK):
             conn.exec_driver_sql(stmt, params[i : i + _CHUNK])
+        return
+    if not _copies(conn):  # PostgreSQL through another driver: SQLAlchemy's own upsert
+        ins = pg_insert(table)
+        core = ins.on_conflict_do_update(
+            index_elements=list(keys), set_={c: table.c[c] + ins.excluded[c] for c in counters}
+        )
+        for i in range(0, len(rows), _CHUNK):
+            conn.execute(core, [{c: r[c] for c in cols} for r in rows[i : i + _CHUNK]])
         return
     temp = prep.quote(f"bulk_{table.name}")
     # Session-local; emptied at each commit, and here in case one transaction adds twice.

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from minsheng.measures.timeline import COUNTERS
 from minsheng.services.uow import reading, writing
+from minsheng.storage import bulk
 from minsheng.storage.bulk import add_counts, insert_rows
 from minsheng.storage.db import Database
 from minsheng.storage.measure_tables import KEY_COLUMNS, measure_facts
@@ -88,3 +90,10 @@ def test_a_failed_transaction_adds_nothing(db: Database) -> None:
         add_counts(session, measure_facts, KEY_COLUMNS, COUNTERS, [_fact(d, 1, **{first: 1})])
     with reading(db) as session:
         assert session.scalar(select(measure_facts.c[first])) == 1
+
+
+def test_without_copy_the_same_rows_and_sums(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL through a driver without COPY takes SQLAlchemy's own statements, with the same result."""
+    monkeypatch.setattr(bulk, "_copies", lambda _conn: False)
+    test_rows_read_back_as_the_orm_wrote_them(db)
+    test_counts_add_up_within_and_across_transactions(db)
