@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import DeclarativeBase, Session
 
 _CHUNK = 5000
+#: Up to this many rows an upsert on PostgreSQL is an executemany: the temporary table costs three more trips.
+_FEW = 500
 
 
 def _table(target: Table | type[DeclarativeBase]) -> Table:
@@ -86,12 +88,21 @@ def insert_rows(session: Session, target: Table | type[DeclarativeBase], rows: l
 
 
 def add_counts(
-    session: Session, table: Table, keys: Sequence[str], counters: Sequence[str], rows: list[dict[str, Any]]
+    session: Session,
+    table: Table,
+    keys: Sequence[str],
+    counters: Sequence[str],
+    rows: list[dict[str, Any]],
+    *,
+    changed: Sequence[str] | None = None,
 ) -> None:
     """Add ``rows``' counters to ``table``'s rows of the same keys (new keys inserted), in the order given.
 
-    PostgreSQL: COPY into a temporary table, then one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` in that
-    order (writers that add in key order cannot deadlock each other). SQLite: one executemany of the upsert.
+    ``changed``: the only counters any row changes (the others are zero), so the only ones updated: fewer
+    assignments on busy rows. Rows in key order: writers that add in key order cannot deadlock each other.
+    PostgreSQL: a few rows (a step's facts) as one pipelined executemany of a prepared upsert; many (an
+    import's batch) by COPY into a temporary table and one ``INSERT … SELECT … ON CONFLICT DO UPDATE``.
+    SQLite: one executemany of the upsert.
     """
     if not rows:
         return
@@ -101,7 +112,8 @@ def add_counts(
     cols = [*keys, *counters]
     names = ", ".join(prep.quote(c) for c in cols)
     sets = ", ".join(
-        f"{prep.quote(c)} = {qtable}.{prep.quote(c)} + excluded.{prep.quote(c)}" for c in counters
+        f"{prep.quote(c)} = {qtable}.{prep.quote(c)} + excluded.{prep.quote(c)}"
+        for c in (counters if changed is None else changed)
     )
     upsert = f"ON CONFLICT ({', '.join(prep.quote(c) for c in keys)}) DO UPDATE SET {sets}"
     procs = _processors(table, cols, conn)
@@ -114,10 +126,15 @@ def add_counts(
     if not _copies(conn):  # PostgreSQL through another driver: SQLAlchemy's own upsert
         ins = pg_insert(table)
         core = ins.on_conflict_do_update(
-            index_elements=list(keys), set_={c: table.c[c] + ins.excluded[c] for c in counters}
+            index_elements=list(keys),
+            set_={c: table.c[c] + ins.excluded[c] for c in (counters if changed is None else changed)},
         )
         for i in range(0, len(rows), _CHUNK):
             conn.execute(core, [{c: r[c] for c in cols} for r in rows[i : i + _CHUNK]])
+        return
+    if len(params) <= _FEW:
+        stmt = f"INSERT INTO {qtable} ({names}) VALUES ({', '.join(['%s'] * len(cols))}) {upsert}"
+        conn.exec_driver_sql(stmt, params)
         return
     temp = prep.quote(f"bulk_{table.name}")
     # Session-local; emptied at each commit, and here in case one transaction adds twice.

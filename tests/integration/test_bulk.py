@@ -97,3 +97,30 @@ def test_without_copy_the_same_rows_and_sums(db: Database, monkeypatch: pytest.M
     monkeypatch.setattr(bulk, "_copies", lambda _conn: False)
     test_rows_read_back_as_the_orm_wrote_them(db)
     test_counts_add_up_within_and_across_transactions(db)
+
+
+def test_many_rows_go_through_the_temporary_table_with_the_same_sums(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL more than a few rows are COPY'd to a temporary table first (here: every batch)."""
+    monkeypatch.setattr(bulk, "_FEW", 0)
+    test_counts_add_up_within_and_across_transactions(db)
+
+
+def test_only_the_changed_counters_are_updated(db: Database) -> None:
+    d = date(2026, 3, 1)
+    first, second = COUNTERS[0], COUNTERS[1]
+    with writing(db) as session:
+        add_counts(session, measure_facts, KEY_COLUMNS, COUNTERS, [_fact(d, 1, **{first: 2, second: 3})])
+        # A row that claims to change only `first` leaves `second` as it was, whatever it carries.
+        add_counts(
+            session,
+            measure_facts,
+            KEY_COLUMNS,
+            COUNTERS,
+            [_fact(d, 1, **{first: 1, second: 9})],
+            changed=[first],
+        )
+    with reading(db) as session:
+        row = session.execute(select(measure_facts.c[first], measure_facts.c[second])).one()
+    assert tuple(row) == (3, 3)

@@ -17,7 +17,6 @@ assignment yet (every intake) needs no read at all.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,8 +26,6 @@ from typing import Any
 
 from sqlalchemy import delete, event, func, insert, select, text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 from minsheng.measures.periods import DEFAULT_ZONE, Period
@@ -46,6 +43,7 @@ from minsheng.measures.timeline import (
     merge_into,
 )
 from minsheng.storage import dialect
+from minsheng.storage.bulk import add_counts
 from minsheng.storage.measure_tables import KEY_COLUMNS, MeasureContribution, measure_facts
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent
 from minsheng.storage.timelimit_tables import CalendarDay, StepDeadline
@@ -410,22 +408,9 @@ def upsert_facts(session: Session, rows: Mapping[CubeKey, Mapping[str, int]]) ->
         {**dict(zip(KEY_COLUMNS, k, strict=True)), **{c: counters.get(c, 0) for c in COUNTERS}}
         for k, counters in sorted(rows.items())
     ]
-    # Only the counters this batch changes are updated: fewer assignments on busy rows. One statement given
-    # many parameter sets: SQLAlchemy sends the rows in multi-row batches.
-    touched = tuple(sorted({c for counters in rows.values() for c in counters}))
-    stmt = _upsert_statement(dialect.name(session), touched)
-    for i in range(0, len(values), CHUNK):
-        session.execute(stmt, values[i : i + CHUNK])
-
-
-@functools.lru_cache(maxsize=512)
-def _upsert_statement(dialect_name: str, touched: tuple[str, ...]) -> Any:
-    """The upsert for one set of changed counters (built once: building it costs more than running it)."""
-    ins = (pg_insert if dialect_name == "postgresql" else sqlite_insert)(measure_facts)
-    excluded = ins.excluded
-    return ins.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS), set_={c: measure_facts.c[c] + excluded[c] for c in touched}
-    )
+    # Only the counters this batch changes are updated: fewer assignments on busy rows.
+    touched = sorted({c for counters in rows.values() for c in counters})
+    add_counts(session, measure_facts, KEY_COLUMNS, COUNTERS, values, changed=touched)
 
 
 # ---------------------------------------------------------------------------------------------- rebuild
