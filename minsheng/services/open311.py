@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from minsheng.config import Settings
+from minsheng.domain.digits import whole_number
 from minsheng.domain.masking import mask_address, mask_name
 from minsheng.domain.states import AssignmentState, Channel, Rating, TicketState, TransferTarget
 from minsheng.domain.transitions import ACTION_LABELS
@@ -331,9 +332,10 @@ def _csv(value: str | None) -> list[str]:
 def _positive(value: str | None, name: str, default: int, most: int) -> int:
     if value is None or value == "":
         return default
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
+    number = whole_number(value, 1, most)
+    if number is None:
         raise Open311Error(400, f"{name} must be a whole number from 1 to {most}")
-    return int(value)
+    return number
 
 
 def date_range(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from minsheng.bootstrap import Platform
+from minsheng.domain.digits import whole_number
 from minsheng.domain.roles import Role
 from minsheng.domain.states import (
     AreaLevel,
@@ -148,11 +149,12 @@ class PageDenied(Exception):
 
 
 def page_id(text: str, most: int = MAX_SMALL_ID) -> int:
-    """A row id from a page's path: ASCII digits within what its column holds ("²".isdigit() is true and
-    int("²") fails), else the page's 404, which a malformed link deserves rather than a 422."""
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= most:
+    """A row id from a page's path: ASCII digits within what its column holds, else the page's 404, which a
+    malformed link deserves rather than a 422."""
+    ident = whole_number(text, 1, most)
+    if ident is None:
         raise PageDenied("页面不存在", status=404)
-    return int(text)
+    return ident
 
 
 @dataclass

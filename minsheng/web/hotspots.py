@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
 from minsheng.bootstrap import Platform
+from minsheng.domain.digits import whole_number
 from minsheng.domain.roles import Role
 from minsheng.http.uow import UnitOfWorkRoute
 from minsheng.measures.periods import Period, PeriodError, local_day
@@ -82,9 +83,10 @@ def _top(qp: QueryParams) -> int:
     v = (qp.get("top") or "").strip()
     if not v:
         return DEFAULT_TOP
-    if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= service.MAX_TOP:
+    top = whole_number(v, 1, service.MAX_TOP)
+    if top is None:
         raise Invalid(f"显示条数应为 1 到 {service.MAX_TOP}")
-    return int(v)
+    return top
 
 
 def _report(

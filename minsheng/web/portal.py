@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from minsheng.domain.digits import ascii_digits
 from minsheng.domain.masking import mask_address
 from minsheng.domain.roles import Actor
 from minsheng.domain.states import Channel, Rating, TicketState, Urgency
@@ -165,7 +166,7 @@ def _tracked(state: Any, number: str, code: str) -> dict[str, Any]:
 def _track_errors(form: core.Form) -> dict[str, str]:
     errors = {}
     number, code = form.get("number").strip(), form.get("query_code").strip()
-    if not (number.isascii() and number.isdigit()) or not 8 <= len(number) <= 20:
+    if not ascii_digits(number) or not 8 <= len(number) <= 20:
         errors["number"] = "请输入正确的工单编号（数字）"
     if not 4 <= len(code) <= 16:
         errors["query_code"] = "请输入查询码"

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, Response
 from minsheng.api.deps import StateDep
 from minsheng.api.open311 import render
 from minsheng.bootstrap import Platform
+from minsheng.domain.digits import whole_number
 from minsheng.http.limits import client_address
 from minsheng.http.uow import ReadSession, UnitOfWorkRoute
 from minsheng.services import open311, open311_catalogue, open311_intake
@@ -238,9 +239,10 @@ def post_update(request: Request, state: StateDep, fmt: str, form: FormDep) -> R
 @spec_errors
 def media(request: Request, state: StateDep, session: ReadSession, attachment_id: str) -> FileResponse:
     count_read(state.db, state.settings, state.clock, client_address(request))
-    if not (attachment_id.isascii() and attachment_id.isdigit()) or not 1 <= int(attachment_id) <= MAX_ID:
+    ident = whole_number(attachment_id, 1, MAX_ID)
+    if ident is None:
         raise Open311Error(404, f"media {attachment_id[:20]} was not found")
-    att = open311.public_photo(session, state.settings, int(attachment_id))
+    att = open311.public_photo(session, state.settings, ident)
     path = blob_path(state.settings.attachments_dir, att.sha256)
     if not path.is_file():  # a blob lost from the disk (a restore without attachments): not found, not a 500
         raise Open311Error(404, f"media {attachment_id} was not found")

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from minsheng.domain.digits import whole_number
 from minsheng.domain.roles import Actor, Role
 from minsheng.domain.states import Channel, Rating, TicketState
 from minsheng.services import schemas as s
@@ -164,9 +165,10 @@ def verify_hmac(
         raise SignatureRefused("this channel has no shared secret configured: inbound messages are refused")
     stamp = headers.get("x-minsheng-timestamp", "")
     given = headers.get("x-minsheng-signature", "")
-    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12 or not given:
+    seconds = whole_number(stamp, 0, 10**12 - 1)
+    if seconds is None or not given:
         raise SignatureRefused("X-Minsheng-Timestamp and X-Minsheng-Signature are required")
-    if abs(now.timestamp() - int(stamp)) > max_age:
+    if abs(now.timestamp() - seconds) > max_age:
         raise SignatureRefused("the signature's timestamp is too old or in the future")
     if not hmac.compare_digest(hmac_signature(secret, stamp, body), given.lower()):
         raise SignatureRefused("the signature does not match")

@@ -24,6 +24,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
+from minsheng.domain.digits import whole_number
 from minsheng.domain.states import Channel
 from minsheng.services.channels.base import (
     Context,
@@ -99,11 +100,8 @@ class WeChatAdapter:
         if not self.token:
             raise SignatureRefused("the WeChat token is not configured: messages are refused")
         stamp = query.get("timestamp", "")
-        if (
-            not (stamp.isascii() and stamp.isdigit())
-            or len(stamp) > 12
-            or abs(now.timestamp() - int(stamp)) > self.max_age
-        ):
+        seconds = whole_number(stamp, 0, 10**12 - 1)
+        if seconds is None or abs(now.timestamp() - seconds) > self.max_age:
             raise SignatureRefused("the timestamp is missing, too old or in the future")
         try:
             check_signature(self.token, query.get("signature", ""), stamp, query.get("nonce", ""))
