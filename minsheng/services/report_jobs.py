@@ -44,8 +44,8 @@ KIND = "report"
 CATCH_UP_DAYS = 3
 CHECK_EVERY = timedelta(minutes=10)
 # A process looks first this long after it started: a server's first minutes are its busiest, and short-lived
-# processes (tests, one-off commands, a restart loop) never build a report. Rendering the PDF holds the GIL for
-# seconds, which the web process's requests feel: see docs/REPORTS.md.
+# processes (tests, one-off commands, a restart loop) never build a report. Building one reads a period of facts
+# and writes the XLSX in this process (the PDF is drawn in a child): see docs/REPORTS.md.
 FIRST_LOOK_AFTER = timedelta(minutes=5)
 Builder = Callable[[Session, Period, datetime, Settings], Report]
 

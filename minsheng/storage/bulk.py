@@ -110,37 +110,33 @@ def add_counts(
     prep = conn.dialect.identifier_preparer
     qtable = prep.format_table(table)
     cols = [*keys, *counters]
-    names = ", ".join(prep.quote(c) for c in cols)
-    sets = ", ".join(
-        f"{prep.quote(c)} = {qtable}.{prep.quote(c)} + excluded.{prep.quote(c)}"
-        for c in (counters if changed is None else changed)
-    )
-    upsert = f"ON CONFLICT ({', '.join(prep.quote(c) for c in keys)}) DO UPDATE SET {sets}"
-    procs = _processors(table, cols, conn)
-    params = [tuple(r[c] if p is None else p(r[c]) for c, p in zip(cols, procs, strict=True)) for r in rows]
-    if conn.dialect.name == "sqlite":
-        stmt = f"INSERT INTO {qtable} ({names}) VALUES ({', '.join('?' * len(cols))}) {upsert}"
-        for i in range(0, len(params), _CHUNK):
-            conn.exec_driver_sql(stmt, params[i : i + _CHUNK])
-        return
-    if not _copies(conn):  # PostgreSQL through another driver: SQLAlchemy's own upsert
+    updated = counters if changed is None else changed
+    if conn.dialect.name != "sqlite" and not _copies(conn):  # PostgreSQL through another driver
         ins = pg_insert(table)
         core = ins.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={c: table.c[c] + ins.excluded[c] for c in (counters if changed is None else changed)},
+            index_elements=list(keys), set_={c: table.c[c] + ins.excluded[c] for c in updated}
         )
         for i in range(0, len(rows), _CHUNK):
             conn.execute(core, [{c: r[c] for c in cols} for r in rows[i : i + _CHUNK]])
         return
-    if len(params) <= _FEW:
-        stmt = f"INSERT INTO {qtable} ({names}) VALUES ({', '.join(['%s'] * len(cols))}) {upsert}"
-        conn.exec_driver_sql(stmt, params)
+    names = ", ".join(prep.quote(c) for c in cols)
+    sets = ", ".join(
+        f"{prep.quote(c)} = {qtable}.{prep.quote(c)} + excluded.{prep.quote(c)}" for c in updated
+    )
+    upsert = f"ON CONFLICT ({', '.join(prep.quote(c) for c in keys)}) DO UPDATE SET {sets}"
+    procs = _processors(table, cols, conn)
+    params = [tuple(r[c] if p is None else p(r[c]) for c, p in zip(cols, procs, strict=True)) for r in rows]
+    if conn.dialect.name == "sqlite" or len(params) <= _FEW:
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        stmt = f"INSERT INTO {qtable} ({names}) VALUES ({', '.join([mark] * len(cols))}) {upsert}"
+        for i in range(0, len(params), _CHUNK):
+            conn.exec_driver_sql(stmt, params[i : i + _CHUNK])
         return
     temp = prep.quote(f"bulk_{table.name}")
     # Session-local; emptied at each commit, and here in case one transaction adds twice.
     conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS SELECT {names}, 0::bigint AS _order FROM {qtable} "
-        "WITH NO DATA"
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS "
+        f"AS SELECT {names}, 0::bigint AS _order FROM {qtable} WITH NO DATA"
     )
     conn.exec_driver_sql(f"TRUNCATE {temp}")
     _copy(conn, temp, f"{names}, _order", ((*row, i) for i, row in enumerate(params)))

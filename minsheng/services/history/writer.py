@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from minsheng.domain.numbering import numbering_day
 from minsheng.measures.timeline import (
-    COUNTERS,
     AssignmentInfo,
     Event,
     FactKey,
@@ -30,12 +29,19 @@ from minsheng.measures.timeline import (
 from minsheng.services.history.org_lookup import OrgLookup
 from minsheng.services.history.rows import HistoricTicket, RowError
 from minsheng.services.history.timeline import ACTOR_NAME, Plan, actor_role, plan
-from minsheng.services.measures.facts import RELEVANT_ACTIONS, calendar, compute, encode, expand
+from minsheng.services.measures.facts import (
+    RELEVANT_ACTIONS,
+    calendar,
+    compute,
+    encode,
+    expand,
+    upsert_facts,
+)
 from minsheng.services.ticket_ids import RESERVE_KEY, TicketIds, sqlite_take_ids
 from minsheng.storage import dialect
-from minsheng.storage.bulk import add_counts, insert_rows
+from minsheng.storage.bulk import insert_rows
 from minsheng.storage.import_tables import TicketImport
-from minsheng.storage.measure_tables import KEY_COLUMNS, MeasureContribution, measure_facts
+from minsheng.storage.measure_tables import MeasureContribution
 from minsheng.storage.models import Assignment, Ticket, TimelineEvent
 
 #: Imported tickets have no query code: this is no SHA-256, so no code the citizen types can match it.
@@ -69,10 +75,9 @@ def write_facts(session: Session, timelines: list[TicketTimeline]) -> None:
     """The measure facts of new tickets: each one's contribution (`minsheng.measures.timeline.contribution`, the
     definition the engine's hook and `rebuild_facts` use) stored, and their sum added to the fact rows.
 
-    The same arithmetic as `services.measures.facts.apply_changes` for tickets that contributed nothing before,
-    written with `storage.bulk.add_counts` (``ON CONFLICT DO UPDATE SET n = n + excluded.n`` of the whole batch
-    at once), where the hook's multi-row VALUES statements cost a compilation per batch: an import adds
-    thousands of fact rows per transaction. Keys in sorted order, as the hook writes them.
+    The same arithmetic as `services.measures.facts.apply_changes` for tickets that contributed nothing before:
+    nothing to take away, so the contributions are inserted and their sum added with the hook's own
+    `upsert_facts` (through `storage.bulk`, a whole batch at once).
     """
     if not timelines:
         return
@@ -85,12 +90,7 @@ def write_facts(session: Session, timelines: list[TicketTimeline]) -> None:
         merge_into(total, c)
         rows.append({"ticket_id": tid, "day": next(iter(c))[0], "rows": encode(c)})
     insert_rows(session, MeasureContribution, rows)
-    facts = expand(total)
-    values = [
-        {**dict(zip(KEY_COLUMNS, k, strict=True)), **{c: counters.get(c, 0) for c in COUNTERS}}
-        for k, counters in sorted(facts.items())
-    ]
-    add_counts(session, measure_facts, KEY_COLUMNS, COUNTERS, values)
+    upsert_facts(session, expand(total))
 
 
 class BatchWriter:

@@ -53,7 +53,7 @@ PENDING_KEY = "measures_pending"
 _LISTENING_KEY = "measures_listening"
 #: Set on a session whose writer rebuilds the facts itself when it is done (the demo's replay of a year).
 DEFERRED_KEY = "measures_deferred"
-CHUNK = 500  # tickets per read (IN lists) and fact rows per upsert statement
+CHUNK = 500  # tickets per read (IN lists) and per contributions upsert
 #: The events the measures read; the others (warnings, notes, attachments …) are never loaded.
 RELEVANT_ACTIONS: tuple[str, ...] = (
     "review_accept",
